@@ -1,0 +1,1 @@
+"""Consent contract: build, deployment, typed client, signing, relaying, health."""

@@ -1,0 +1,128 @@
+"""The vault's one configuration object.
+
+Every setting comes from :class:`Settings` (environment variables prefixed ``VAULT_``,
+or keyword arguments in tests). No other module reads ``os.environ``. Settings are
+built by :func:`get_settings` or passed explicitly — never at import time — so tests
+and several processes can each have their own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vault.errors import ConfigurationError
+
+#: Values that look like somebody forgot to set a real secret.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "changethis", "secret", "password", "test", "xxx", "todo"}
+)
+
+ANVIL_CHAIN_ID = 31337
+
+
+def _project_root() -> Path:
+    # vault/config.py -> repository root; the toolchain (node_modules, contracts/) lives there.
+    return Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of one vault process."""
+
+    model_config = SettingsConfigDict(env_prefix="VAULT_", extra="forbid", frozen=True)
+
+    # --- where things live ---------------------------------------------------------
+    data_dir: Path = Field(default=Path("data"), description="Root of all local state.")
+    project_root: Path = Field(default_factory=_project_root)
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL; empty means a SQLite file in data_dir."
+    )
+    blob_dir: Path | None = Field(default=None, description="Local blob store directory.")
+
+    # --- chain -----------------------------------------------------------------------
+    chain_rpc_url: str = Field(
+        default="", description="EVM JSON-RPC URL; empty means an embedded Anvil node."
+    )
+    chain_id: int = Field(default=ANVIL_CHAIN_ID, description="Chain id the vault expects.")
+    anvil_port: int = Field(default=0, description="Embedded Anvil port; 0 picks a free one.")
+    operator_key_file: Path | None = None
+    consent_contract_address: str = Field(
+        default="", description="Use this deployment instead of the one the vault recorded."
+    )
+
+    # --- secrets -----------------------------------------------------------------------
+    master_key_file: Path | None = None
+    master_keyring: SecretStr | None = Field(
+        default=None, description="Keyring given inline (overrides master_key_file)."
+    )
+    pepper_file: Path | None = None
+    pepper: SecretStr | None = Field(default=None, description="Pepper given inline (hex).")
+
+    # --- API -----------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8400
+    admin_token: SecretStr | None = None
+
+    @field_validator("master_keyring", "pepper", "admin_token")
+    @classmethod
+    def _refuse_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+            raise ValueError("placeholder secrets are refused; generate a real one")
+        return value
+
+    @model_validator(mode="after")
+    def _check_chain(self) -> Settings:
+        if self.chain_rpc_url and not self.chain_rpc_url.startswith(("http://", "https://")):
+            raise ValueError("chain_rpc_url must be an http(s) URL")
+        return self
+
+    # --- derived paths (one place decides the layout of data_dir) ------------------------
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.resolve()
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.resolved_data_dir / "secrets"
+
+    @property
+    def chain_dir(self) -> Path:
+        return self.resolved_data_dir / "chain"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.resolved_data_dir / 'vault.db'}"
+
+    @property
+    def resolved_blob_dir(self) -> Path:
+        return (self.blob_dir or self.resolved_data_dir / "blobs").resolve()
+
+    @property
+    def resolved_master_key_file(self) -> Path:
+        return self.master_key_file or self.secrets_dir / "master.keyring"
+
+    @property
+    def resolved_pepper_file(self) -> Path:
+        return self.pepper_file or self.secrets_dir / "pepper.key"
+
+    @property
+    def resolved_operator_key_file(self) -> Path:
+        return self.operator_key_file or self.secrets_dir / "operator.key"
+
+    @property
+    def embedded_chain(self) -> bool:
+        return not self.chain_rpc_url
+
+    @property
+    def node_modules(self) -> Path:
+        return self.project_root / "node_modules"
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, translating validation errors."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid settings: {exc}") from exc

@@ -1,0 +1,1 @@
+"""Key hierarchy, envelope encryption, secrets on disk."""

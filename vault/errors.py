@@ -1,0 +1,122 @@
+"""The vault's exception hierarchy.
+
+Every error the vault raises on purpose derives from :class:`VaultError`. Each class
+carries a stable machine-readable ``code``; only the API layer maps classes to HTTP
+status codes (``vault.api.errors``), and only the CLI maps them to exit codes.
+Subclasses mix in the natural builtin (``ValueError``, ``LookupError``...) so callers
+that do not know the vault's types still catch them sensibly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class VaultError(Exception):
+    """Root of every error the vault raises deliberately."""
+
+    code: str = "vault_error"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details or {}
+
+
+# --- configuration -------------------------------------------------------------------
+
+
+class ConfigurationError(VaultError):
+    """Settings are missing, malformed, or use a placeholder secret."""
+
+    code = "configuration_error"
+
+
+# --- input ---------------------------------------------------------------------------
+
+
+class InvalidInput(VaultError, ValueError):
+    """The caller sent something the vault refuses to process."""
+
+    code = "invalid_input"
+
+
+class PayloadTooLarge(InvalidInput):
+    """The input exceeds a configured size limit."""
+
+    code = "payload_too_large"
+
+
+class NotFound(VaultError, LookupError):
+    """The named object does not exist (or the caller may not know it exists)."""
+
+    code = "not_found"
+
+
+class Conflict(VaultError):
+    """The request conflicts with the current state (duplicate, stale version...)."""
+
+    code = "conflict"
+
+
+# --- authorization -------------------------------------------------------------------
+
+
+class AuthenticationFailed(VaultError):
+    """The caller could not be authenticated."""
+
+    code = "authentication_failed"
+
+
+class AccessDenied(VaultError, PermissionError):
+    """The caller is authenticated but not allowed to do this."""
+
+    code = "access_denied"
+
+
+class LockedOut(AccessDenied):
+    """Too many failed attempts; try again later (``details['retry_after']`` seconds)."""
+
+    code = "locked_out"
+
+
+# --- dependencies ----------------------------------------------------------------------
+
+
+class DependencyUnavailable(VaultError):
+    """A component the vault relies on (database, chain, blob store) cannot answer.
+
+    The vault fails closed on these: nothing is allowed that needs the component.
+    """
+
+    code = "dependency_unavailable"
+
+
+class DatabaseUnavailable(DependencyUnavailable):
+    """The database cannot be reached or is locked."""
+
+    code = "database_unavailable"
+
+
+class ChainUnavailable(DependencyUnavailable):
+    """The chain's JSON-RPC endpoint cannot be reached."""
+
+    code = "chain_unavailable"
+
+
+class WrongChain(ChainUnavailable):
+    """The endpoint answers with another chain id than the configured one."""
+
+    code = "wrong_chain"
+
+
+class ContractMissing(ChainUnavailable):
+    """No contract code at the recorded deployment address (e.g. a reset chain)."""
+
+    code = "contract_missing"
+
+
+class ToolchainError(VaultError):
+    """A build tool (node, solc-js, anvil, forge) is missing or failed."""
+
+    code = "toolchain_error"
