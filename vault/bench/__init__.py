@@ -1,0 +1,1 @@
+"""Benchmarks: accuracy and speed figures, each against a baseline run in the same process."""
