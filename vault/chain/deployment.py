@@ -43,7 +43,7 @@ def deploy_registry(w3: Web3, operator: LocalAccount, artifact: ContractArtifact
         chain_id=w3.eth.chain_id,
         address=address,
         block_number=int(receipt["blockNumber"]),
-        code_hash=Web3.keccak(code).hex(),
+        code_hash=Web3.to_hex(Web3.keccak(code)),
     )
 
 
@@ -83,7 +83,7 @@ def verify_deployment(w3: Web3, deployment: Deployment) -> None:
             "the chain was reset. Run `vault chain deploy` to deploy a new registry.",
             details={"address": deployment.address},
         )
-    if Web3.keccak(code).hex() != deployment.code_hash:
+    if Web3.to_hex(Web3.keccak(code)) != deployment.code_hash:
         raise ContractMissing(
             f"the code at {deployment.address} is not the consent registry the vault deployed",
             details={"address": deployment.address},
