@@ -1,0 +1,1 @@
+"""FastAPI application: thin routers over the domain services."""

@@ -1,0 +1,38 @@
+"""The ``vault`` command line: serve, chain, doctor, bench.
+
+Every command builds its :class:`Settings` from the environment. Errors the vault
+raises on purpose print one line ``error[code]: message`` and exit non-zero; no
+stack traces reach the operator.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from vault.cli.bench import bench_app
+from vault.cli.chain import chain_app
+from vault.cli.doctor import doctor
+from vault.cli.serve import serve
+from vault.errors import VaultError
+
+app = typer.Typer(
+    help="Biometric-gated health data vault with on-chain consent.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command()(serve)
+app.command()(doctor)
+app.add_typer(chain_app, name="chain")
+app.add_typer(bench_app, name="bench")
+
+
+def main() -> None:
+    try:
+        app()
+    except VaultError as exc:
+        typer.echo(f"error[{exc.code}]: {exc.message}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,53 @@
+"""``vault serve``: open the vault (chain, contract, database) and serve the API."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from types import FrameType
+
+import typer
+import uvicorn
+
+from vault.api.app import create_app
+from vault.config import get_settings
+from vault.runtime import open_vault
+
+
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def serve(
+    host: str = typer.Option(None, help="Interface to bind (default: settings, 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port to bind (default: settings, 8400)."),
+) -> None:
+    """Start or attach to the chain, deploy the registry if needed, migrate, serve the API."""
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    settings = get_settings(**overrides)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "alembic", "web3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so
+    # the `finally` below still runs and stops the chain this process started.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    vault = open_vault(settings)
+    try:
+        status = vault.chain.status()
+        for note in vault.notes:
+            typer.echo(note)
+        typer.echo(
+            f"chain {status.chain_id} at block {status.block_number}, "
+            f"ConsentRegistry {status.contract_address}"
+        )
+        typer.echo(f"database {settings.resolved_database_url}")
+        typer.echo(f"serving on http://{settings.host}:{settings.port}")
+        uvicorn.run(
+            create_app(vault), host=settings.host, port=settings.port, log_level="warning"
+        )
+    finally:
+        vault.close()
