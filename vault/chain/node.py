@@ -90,6 +90,7 @@ class EmbeddedChain:
         self.record_file = chain_dir / "anvil.json"
         self.state_file = chain_dir / "state.json"
         self.log_file = chain_dir / "anvil.log"
+        self.port_file = chain_dir / "port"
 
     def running(self) -> AnvilProcess | None:
         """The recorded node, if its process is alive and answers JSON-RPC."""
@@ -108,7 +109,7 @@ class EmbeddedChain:
         if existing is not None:
             return existing, False
         self.chain_dir.mkdir(parents=True, exist_ok=True)
-        port = self.port or free_port()
+        port = self.port or self._previous_port() or free_port()
         args = [
             str(anvil_binary(self.node_modules)),
             "--host", "127.0.0.1",
@@ -138,7 +139,27 @@ class EmbeddedChain:
         tmp = self.record_file.with_suffix(".tmp")
         tmp.write_text(json.dumps({"pid": node.pid, "port": node.port}))
         tmp.replace(self.record_file)
+        self.port_file.write_text(str(port))
         return node, True
+
+    def _previous_port(self) -> int | None:
+        """The port the node had last time, if still free.
+
+        Coming back on the same URL lets running vault processes reconnect to a
+        restarted node without restarting themselves.
+        """
+        try:
+            port = int(self.port_file.read_text())
+        except (OSError, ValueError):
+            return None
+        with socket.socket() as sock:
+            # Like anvil's own listener, ignore TIME_WAIT from the previous run.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return None
+        return port
 
     def down(self, *, timeout: float = 10.0) -> bool:
         """Stop the recorded node (SIGTERM, so it saves its state). True if one was stopped."""

@@ -1,0 +1,122 @@
+"""`vault serve`, `vault chain` and `vault doctor` as an operator runs them: subprocesses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from vault.chain.node import free_port
+
+VAULT = [sys.executable, "-m", "vault"]
+
+
+def run_vault(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(VAULT + args, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def operator_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_")}
+    env["VAULT_DATA_DIR"] = str(tmp_path / "data")
+    env["VAULT_PORT"] = str(free_port())
+    return env
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 60) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"vault serve exited: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise AssertionError("vault serve did not answer in time")
+
+
+@pytest.fixture
+def served(operator_env: dict[str, str]) -> Iterator[tuple[str, dict[str, str]]]:
+    proc = subprocess.Popen(
+        [*VAULT, "serve"], env=operator_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    base = f"http://127.0.0.1:{operator_env['VAULT_PORT']}"
+    try:
+        wait_healthy(f"{base}/healthz", proc)
+        yield base, operator_env
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_serve_answers_healthz_and_stops_its_chain(served: tuple[str, dict[str, str]]) -> None:
+    base, env = served
+    reply = httpx.get(f"{base}/healthz")
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["chain"]["chain_id"] == 31337
+    assert body["chain"]["contract_address"].startswith("0x")
+    secrets_dir = Path(env["VAULT_DATA_DIR"]) / "secrets"
+    for secret in secrets_dir.iterdir():
+        assert secret.stat().st_mode & 0o077 == 0, secret
+
+
+def test_doctor_healthy_then_names_the_stopped_chain(served: tuple[str, dict[str, str]]) -> None:
+    _, env = served
+    healthy = run_vault(["doctor"], env)
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    assert "all checks passed" in healthy.stdout
+    assert run_vault(["chain", "down"], env).stdout.strip() == "stopped"
+    broken = run_vault(["doctor"], env)
+    assert broken.returncode == 1
+    assert "[FAIL] chain" in broken.stdout
+    assert "vault chain up" in broken.stdout
+
+
+def test_restart_keeps_the_deployment(operator_env: dict[str, str]) -> None:
+    up = run_vault(["chain", "up"], operator_env)
+    assert up.returncode == 0, up.stderr
+    try:
+        first = run_vault(["chain", "deploy"], operator_env)
+        assert first.returncode == 0, first.stderr
+        address = first.stdout.strip().splitlines()[-1]
+        assert run_vault(["chain", "down"], operator_env).returncode == 0
+        assert run_vault(["chain", "up"], operator_env).returncode == 0
+        status = run_vault(["chain", "status"], operator_env)
+        assert status.returncode == 0, status.stderr
+        assert address in status.stdout
+    finally:
+        run_vault(["chain", "down"], operator_env)
+
+
+def test_reset_chain_is_named_and_not_silently_redeployed(operator_env: dict[str, str]) -> None:
+    assert run_vault(["chain", "up"], operator_env).returncode == 0
+    try:
+        assert run_vault(["chain", "deploy"], operator_env).returncode == 0
+        run_vault(["chain", "down"], operator_env)
+        (Path(operator_env["VAULT_DATA_DIR"]) / "chain" / "state.json").unlink()
+        run_vault(["chain", "up"], operator_env)
+        status = run_vault(["chain", "status"], operator_env)
+        assert status.returncode == 2
+        assert status.stderr.startswith("error[contract_missing]")
+        assert "Traceback" not in status.stderr
+        forced = run_vault(["chain", "deploy", "--force"], operator_env)
+        assert forced.returncode == 0, forced.stderr
+        assert "deployed ConsentRegistry" in forced.stdout
+    finally:
+        run_vault(["chain", "down"], operator_env)
+
+
+def test_placeholder_secret_is_refused(operator_env: dict[str, str]) -> None:
+    env = dict(operator_env, VAULT_PEPPER="changeme")
+    result = run_vault(["doctor"], env)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error[configuration_error]")
+    assert "Traceback" not in result.stderr
