@@ -48,7 +48,9 @@ class Vault:
     def close(self, *, stop_chain: bool | None = None) -> None:
         """Dispose of the engine; stop the embedded chain if this process started it."""
         self.engine.dispose()
-        if self.embedded is not None and (stop_chain if stop_chain is not None else self.started_chain):
+        if self.embedded is not None and (
+            stop_chain if stop_chain is not None else self.started_chain
+        ):
             self.embedded.down()
 
 
@@ -90,7 +92,10 @@ def ensure_deployment(
     """
     if settings.consent_contract_address:
         existing = recorded_deployment(factory, settings.chain_id)
-        if existing is None or existing.address.lower() != settings.consent_contract_address.lower():
+        if (
+            existing is None
+            or existing.address.lower() != settings.consent_contract_address.lower()
+        ):
             code = w3.eth.get_code(Web3.to_checksum_address(settings.consent_contract_address))
             existing = Deployment(
                 settings.chain_id,

@@ -3,7 +3,12 @@ from __future__ import annotations
 import pytest
 from web3 import Web3
 
-from vault.chain.deployment import Deployment, recorded_deployment, record_deployment, verify_deployment
+from vault.chain.deployment import (
+    Deployment,
+    record_deployment,
+    recorded_deployment,
+    verify_deployment,
+)
 from vault.errors import ContractMissing
 from vault.store.database import make_engine, make_session_factory
 from vault.store.migrate import upgrade

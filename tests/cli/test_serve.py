@@ -18,7 +18,9 @@ from vault.chain.node import free_port
 VAULT = [sys.executable, "-m", "vault"]
 
 
-def run_vault(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_vault(
+    args: list[str], env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(VAULT + args, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -45,7 +47,11 @@ def wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 60) -> 
 @pytest.fixture
 def served(operator_env: dict[str, str]) -> Iterator[tuple[str, dict[str, str]]]:
     proc = subprocess.Popen(
-        [*VAULT, "serve"], env=operator_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [*VAULT, "serve"],
+        env=operator_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     base = f"http://127.0.0.1:{operator_env['VAULT_PORT']}"
     try:

@@ -60,7 +60,9 @@ def _build_key(project_root: Path, standard_input: dict[str, Any]) -> str:
     return digest.hexdigest()
 
 
-def compile_contracts(project_root: Path, *, build_dir: Path | None = None) -> dict[str, ContractArtifact]:
+def compile_contracts(
+    project_root: Path, *, build_dir: Path | None = None
+) -> dict[str, ContractArtifact]:
     """Compile every contract under ``contracts/src``; reuse the cache when unchanged.
 
     Raises :class:`ToolchainError` when node or solc-js is missing or compilation fails.

@@ -44,7 +44,8 @@ def rpc_ready(url: str, *, timeout: float = 0.5) -> bool:
     """True when a JSON-RPC endpoint answers ``eth_chainId``."""
     try:
         reply = httpx.post(
-            url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},
+            url,
+            json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},
             timeout=timeout,
         )
         return reply.status_code == 200 and "result" in reply.json()
@@ -112,11 +113,16 @@ class EmbeddedChain:
         port = self.port or self._previous_port() or free_port()
         args = [
             str(anvil_binary(self.node_modules)),
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--chain-id", str(self.chain_id),
-            "--state", str(self.state_file),
-            "--state-interval", str(STATE_INTERVAL_SECONDS),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--chain-id",
+            str(self.chain_id),
+            "--state",
+            str(self.state_file),
+            "--state-interval",
+            str(STATE_INTERVAL_SECONDS),
             "--silent",
         ]
         with self.log_file.open("ab") as log:

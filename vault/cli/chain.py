@@ -47,7 +47,9 @@ def status() -> None:
 
 @chain_app.command()
 def deploy(
-    force: bool = typer.Option(False, "--force", help="Deploy a new registry even if one is recorded."),
+    force: bool = typer.Option(
+        False, "--force", help="Deploy a new registry even if one is recorded."
+    ),
 ) -> None:
     """Deploy the consent registry (after a chain reset, with --force)."""
     settings = get_settings()

@@ -29,9 +29,22 @@ from vault.store.migrate import alembic_config
 
 SETUP_HINT = "run the README's set-up command (make run or make test)"
 PACKAGES = [
-    "fastapi", "uvicorn", "sqlalchemy", "alembic", "cryptography", "web3", "eth_account",
-    "pydantic_settings", "numpy", "PIL", "face_recognition", "dlib", "galois",
-    "fhir.resources", "siwe", "argon2",
+    "fastapi",
+    "uvicorn",
+    "sqlalchemy",
+    "alembic",
+    "cryptography",
+    "web3",
+    "eth_account",
+    "pydantic_settings",
+    "numpy",
+    "PIL",
+    "face_recognition",
+    "dlib",
+    "galois",
+    "fhir.resources",
+    "siwe",
+    "argon2",
 ]
 
 
@@ -52,7 +65,9 @@ def _packages(_settings: Settings) -> Check:
             missing.append(name)
     if missing:
         return Check("python packages", False, f"cannot import {', '.join(missing)}", SETUP_HINT)
-    return Check("python packages", True, f"{len(PACKAGES)} import (web3 {metadata.version('web3')})")
+    return Check(
+        "python packages", True, f"{len(PACKAGES)} import (web3 {metadata.version('web3')})"
+    )
 
 
 def _face_models(_settings: Settings) -> Check:
@@ -77,9 +92,13 @@ def _anvil(settings: Settings) -> Check:
 
 def _compiler(settings: Settings) -> Check:
     if shutil.which("node") is None:
-        return Check("compiler", False, "node is not on PATH", "install Node.js 20 (apt-get install nodejs)")
+        return Check(
+            "compiler", False, "node is not on PATH", "install Node.js 20 (apt-get install nodejs)"
+        )
     artifact = load_artifact(settings.project_root)
-    return Check("compiler", True, f"ConsentRegistry compiles ({len(artifact.bytecode) // 2 - 1} bytes)")
+    return Check(
+        "compiler", True, f"ConsentRegistry compiles ({len(artifact.bytecode) // 2 - 1} bytes)"
+    )
 
 
 def _secrets(settings: Settings) -> Check:
@@ -91,7 +110,9 @@ def _secrets(settings: Settings) -> Check:
         if path.exists() and stat.S_IMODE(path.stat().st_mode) & 0o077:
             problems.append(f"{path.name} readable by others")
     if problems:
-        return Check("secrets", False, "; ".join(problems), "chmod 600 the files under data/secrets")
+        return Check(
+            "secrets", False, "; ".join(problems), "chmod 600 the files under data/secrets"
+        )
     absent = [p.name for p in files if not p.exists()]
     detail = "mode 0600" + (f"; {', '.join(absent)} created on first serve" if absent else "")
     return Check("secrets", True, detail)
@@ -110,15 +131,21 @@ def _database(settings: Settings) -> Check:
     finally:
         engine.dispose()
     if current != heads:
-        return Check("database", False, f"schema at {sorted(current) or 'nothing'}, code at {sorted(heads)}",
-                     "start `vault serve` once: it applies migrations")
+        return Check(
+            "database",
+            False,
+            f"schema at {sorted(current) or 'nothing'}, code at {sorted(heads)}",
+            "start `vault serve` once: it applies migrations",
+        )
     return Check("database", True, f"{url.split('://')[0]} reachable, schema at head")
 
 
 def _chain(settings: Settings) -> Check:
     url, embedded, _ = rpc_url(settings, start=False)
     if embedded is not None and embedded.running() is None:
-        return Check("chain", False, "embedded anvil is not running", "`vault chain up` or `vault serve`")
+        return Check(
+            "chain", False, "embedded anvil is not running", "`vault chain up` or `vault serve`"
+        )
     w3 = connect(url)
     chain_id = check_chain_id(w3, settings.chain_id)
     return Check("chain", True, f"chain id {chain_id} at {url}, block {w3.eth.block_number}")
@@ -130,17 +157,28 @@ def _contract(settings: Settings) -> Check:
     try:
         deployment = recorded_deployment(make_session_factory(engine), settings.chain_id)
     except SQLAlchemyError:
-        return Check("contract", False, "the database has no schema yet", "`vault serve` creates it")
+        return Check(
+            "contract", False, "the database has no schema yet", "`vault serve` creates it"
+        )
     finally:
         engine.dispose()
     if deployment is None:
-        return Check("contract", False, "no registry recorded for this chain", "`vault serve` deploys it")
+        return Check(
+            "contract", False, "no registry recorded for this chain", "`vault serve` deploys it"
+        )
     verify_deployment(connect(url), deployment)
     return Check("contract", True, f"ConsentRegistry code at {deployment.address}")
 
 
 CHECKS: list[Callable[[Settings], Check]] = [
-    _packages, _face_models, _anvil, _compiler, _secrets, _database, _chain, _contract,
+    _packages,
+    _face_models,
+    _anvil,
+    _compiler,
+    _secrets,
+    _database,
+    _chain,
+    _contract,
 ]
 FIXES = {
     "chain_unavailable": "`vault chain up` (embedded) or check VAULT_CHAIN_RPC_URL",
