@@ -35,7 +35,10 @@ fi
 
 if stale .bootstrap-npm.stamp package.json package-lock.json || [ ! -x node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil ]; then
   echo "bootstrap: installing the npm toolchain"
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm ci` refuses this lock: the anvil/forge packages list optional binaries for other
+  # platforms that the lock cannot hold. `npm install` with the committed lock and exact
+  # versions in package.json installs the same tree.
+  npm install --no-audit --no-fund --loglevel=error
   touch .bootstrap-npm.stamp
 fi
 
