@@ -60,10 +60,46 @@ class Settings(BaseSettings):
     pepper_file: Path | None = None
     pepper: SecretStr | None = Field(default=None, description="Pepper given inline (hex).")
 
+    # --- records -------------------------------------------------------------------------
+    record_max_bytes: int = Field(
+        default=1 << 20, gt=0, description="Largest FHIR resource accepted (bytes of JSON)."
+    )
+    document_max_bytes: int = Field(
+        default=25 << 20, gt=0, description="Largest document (PDF, image) accepted."
+    )
+    bundle_max_bytes: int = Field(
+        default=64 << 20, gt=0, description="Largest FHIR Bundle accepted for import."
+    )
+    bundle_max_entries: int = Field(
+        default=20_000, gt=0, description="Most entries accepted in one imported Bundle."
+    )
+    blob_sweep_grace_seconds: int = Field(
+        default=3600, ge=0, description="Age before an unfinished write's blob is swept."
+    )
+
     # --- API -----------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = 8400
     admin_token: SecretStr | None = None
+
+    # --- biometrics ------------------------------------------------------------------
+    face_max_photo_bytes: int = Field(default=15_000_000, gt=0, description="Largest photo.")
+    face_max_pixels: int = Field(
+        default=40_000_000, gt=0, description="Most pixels decoded (decompression bombs)."
+    )
+    face_detect_max_side: int = Field(
+        default=640, ge=160, description="Photos are downscaled to this long side to detect."
+    )
+    face_min_size: int = Field(
+        default=60, ge=20, description="Smallest face box side (pixels) accepted."
+    )
+    face_detector_model: str = Field(default="hog", pattern="^(hog|cnn)$")
+    face_detector_upsample: int = Field(default=1, ge=0, le=2)
+    face_lockout_threshold: int = Field(
+        default=5, ge=1, description="Consecutive failed verifications before backoff."
+    )
+    face_lockout_base_seconds: float = Field(default=30.0, gt=0)
+    face_lockout_max_seconds: float = Field(default=86_400.0, gt=0)
 
     @field_validator("master_keyring", "pepper", "admin_token")
     @classmethod

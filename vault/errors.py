@@ -120,3 +120,101 @@ class ToolchainError(VaultError):
     """A build tool (node, solc-js, anvil, forge) is missing or failed."""
 
     code = "toolchain_error"
+
+
+# --- records and crypto ----------------------------------------------------------------
+
+
+class DecryptionFailed(VaultError):
+    """A ciphertext or wrapped key could not be opened.
+
+    Deliberately opaque: wrong key, tampered bytes, ciphertext moved to another record,
+    shredded key and malformed input all raise this one error with the same message, so
+    a caller learns nothing about which check failed.
+    """
+
+    code = "decryption_failed"
+
+
+class InvalidRecord(InvalidInput):
+    """A health record failed FHIR validation; ``details['errors']`` names the fields."""
+
+    code = "invalid_record"
+
+
+class RecordDeleted(VaultError, LookupError):
+    """The record (or its patient) was deleted; only a tombstone remains."""
+
+    code = "record_deleted"
+
+
+class TamperDetected(VaultError):
+    """Stored ciphertext does not match the SHA-256 recorded when it was written."""
+
+    code = "tamper_detected"
+
+
+class BlobStoreError(DependencyUnavailable):
+    """The blob store failed to read or write (disk full, permissions, network)."""
+
+    code = "blob_store_error"
+
+
+class KeyringError(ConfigurationError):
+    """The master keyring is missing, malformed, or lacks a key version in use."""
+
+    code = "keyring_error"
+
+
+# --- biometrics ----------------------------------------------------------------------
+
+
+class InvalidImage(InvalidInput):
+    """The bytes are not a readable JPEG, PNG or WebP photo (or the file is truncated)."""
+
+    code = "invalid_image"
+
+
+class ImageTooLarge(PayloadTooLarge):
+    """The photo has more bytes or more pixels than configured (decompression bombs)."""
+
+    code = "image_too_large"
+
+
+class NoFace(InvalidInput):
+    """No face was found in the photo."""
+
+    code = "no_face"
+
+
+class MultipleFaces(InvalidInput):
+    """More than one face was found; the photo does not say whose it is."""
+
+    code = "multiple_faces"
+
+
+class FaceTooSmall(InvalidInput):
+    """The face is too small (too few pixels) to be measured reliably."""
+
+    code = "face_too_small"
+
+
+class EnrollmentRejected(InvalidInput):
+    """The enrollment photos are unusable together (wrong count, or not one person)."""
+
+    code = "enrollment_rejected"
+
+
+class VerificationFailed(AuthenticationFailed):
+    """The face did not open the claimed patient's template (or there is none).
+
+    Deliberately the same error whether the handle is unknown or the face is wrong.
+    """
+
+    code = "verification_failed"
+
+
+class BiometricLockedOut(LockedOut):
+    """Too many failed face verifications for this handle; ``details['retry_after']``."""
+
+    code = "biometric_locked_out"

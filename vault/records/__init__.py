@@ -1,0 +1,1 @@
+"""Health records: FHIR validation, versioned encrypted storage, documents, bundles."""
