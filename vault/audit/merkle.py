@@ -1,0 +1,82 @@
+"""Merkle trees over audit entries, with inclusion proofs (RFC 6962 / 9162 shape).
+
+Written here rather than taken from a library because the exact byte layout is part of
+the vault's public contract: a patient verifies a proof with nothing but this module's
+rules and the root the contract stores. Leaves and interior nodes are domain-separated
+(0x00 / 0x01 prefixes) so an interior node cannot pose as a leaf (second-preimage
+attack), and unbalanced trees split at the largest power of two below the size, exactly
+as RFC 9162 section 2.1 does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+LEAF_PREFIX = b"\x00"
+NODE_PREFIX = b"\x01"
+
+
+def leaf_hash(data: bytes) -> bytes:
+    return hashlib.sha256(LEAF_PREFIX + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(NODE_PREFIX + left + right).digest()
+
+
+def _split(size: int) -> int:
+    """Largest power of two strictly below ``size`` (size >= 2)."""
+    k = 1
+    while k << 1 < size:
+        k <<= 1
+    return k
+
+
+def root(leaves: Sequence[bytes]) -> bytes:
+    """Merkle tree hash of already-hashed leaves. Raises ValueError on an empty list."""
+    if not leaves:
+        raise ValueError("a Merkle tree needs at least one leaf")
+    if len(leaves) == 1:
+        return leaves[0]
+    k = _split(len(leaves))
+    return node_hash(root(leaves[:k]), root(leaves[k:]))
+
+
+def inclusion_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
+    """Audit path for ``leaves[index]``, from the leaf's sibling up to the root's child."""
+    if not 0 <= index < len(leaves):
+        raise IndexError("leaf index out of range")
+    if len(leaves) == 1:
+        return []
+    k = _split(len(leaves))
+    if index < k:
+        return [*inclusion_proof(leaves[:k], index), root(leaves[k:])]
+    return [*inclusion_proof(leaves[k:], index - k), root(leaves[:k])]
+
+
+def verify_inclusion(
+    leaf: bytes, index: int, size: int, proof: Sequence[bytes], expected_root: bytes
+) -> bool:
+    """True when ``proof`` puts ``leaf`` at ``index`` of a ``size``-leaf tree with that root.
+
+    The RFC 9162 section 2.1.3.2 algorithm: never raises on malformed proofs, just answers False.
+    """
+    if not 0 <= index < size:
+        return False
+    fn, sn = index, size - 1
+    current = leaf
+    for sibling in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            current = node_hash(sibling, current)
+            if not fn & 1:
+                while fn & 1 == 0 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            current = node_hash(current, sibling)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and current == expected_root
