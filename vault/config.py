@@ -80,7 +80,21 @@ class Settings(BaseSettings):
     # --- API -----------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = 8400
-    admin_token: SecretStr | None = None
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token of the admin API; empty disables it."
+    )
+    token_key_file: Path | None = None
+    session_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
+    siwe_domain: str = Field(
+        default="", description="Domain providers sign in to (EIP-4361); default host:port."
+    )
+    siwe_nonce_ttl_seconds: int = Field(default=300, ge=30, le=3600)
+    max_request_bytes: int = Field(
+        default=32 << 20, gt=0, description="Largest request body the API reads."
+    )
+    anchor_interval_seconds: float = Field(
+        default=60.0, ge=0, description="Anchor the audit log this often (0: only on demand)."
+    )
 
     # --- biometrics ------------------------------------------------------------------
     face_max_photo_bytes: int = Field(default=15_000_000, gt=0, description="Largest photo.")
@@ -142,6 +156,14 @@ class Settings(BaseSettings):
     @property
     def resolved_pepper_file(self) -> Path:
         return self.pepper_file or self.secrets_dir / "pepper.key"
+
+    @property
+    def resolved_token_key_file(self) -> Path:
+        return self.token_key_file or self.secrets_dir / "token.key"
+
+    @property
+    def resolved_siwe_domain(self) -> str:
+        return self.siwe_domain or f"{self.host}:{self.port}"
 
     @property
     def resolved_operator_key_file(self) -> Path:

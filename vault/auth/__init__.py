@@ -1,0 +1,1 @@
+"""Who is calling: session tokens, provider sign-in with Ethereum, the admin token."""
