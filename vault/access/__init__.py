@@ -1,0 +1,1 @@
+"""Access to a patient's data: scopes, purposes, requests, and the consent decision."""

@@ -1,0 +1,91 @@
+"""Patient accounts: the handle a patient uses, tied to their records and their chain id.
+
+The chain never sees the handle or the record store's id: the patient's on-chain id is a
+keyed hash (HMAC under a key derived from the pepper), so nobody without the pepper can
+link a chain id to a vault account.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from vault.errors import NotFound
+from vault.store.access_models import PatientAccountRow
+from vault.store.models import utcnow
+
+
+@dataclass(frozen=True)
+class PatientAccount:
+    handle: str
+    record_patient_id: str
+    chain_patient_id: bytes
+    controller: str
+
+
+def new_handle() -> str:
+    return "pat_" + secrets.token_hex(12)
+
+
+def chain_patient_id(pepper: bytes, handle: str) -> bytes:
+    key = hmac.new(pepper, b"vault.chain-patient-id.v1", hashlib.sha256).digest()
+    return hmac.new(key, handle.encode(), hashlib.sha256).digest()
+
+
+def _account(row: PatientAccountRow) -> PatientAccount:
+    return PatientAccount(
+        row.handle, row.record_patient_id, bytes.fromhex(row.chain_patient_id[2:]), row.controller
+    )
+
+
+class PatientAccounts:
+    def __init__(
+        self, *, session_factory: sessionmaker[Session], clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        self._factory = session_factory
+        self._clock = clock
+
+    def create(
+        self, *, handle: str, record_patient_id: str, chain_id: bytes, controller: str
+    ) -> PatientAccount:
+        row = PatientAccountRow(
+            handle=handle,
+            record_patient_id=record_patient_id,
+            chain_patient_id="0x" + chain_id.hex(),
+            controller=controller,
+            created_at=self._clock(),
+        )
+        with self._factory() as session, session.begin():
+            session.add(row)
+        return _account(row)
+
+    def get(self, handle: str) -> PatientAccount:
+        """The live account; :class:`NotFound` for unknown and deleted handles alike."""
+        with self._factory() as session:
+            row = session.get(PatientAccountRow, handle)
+            if row is None or row.deleted_at is not None:
+                raise NotFound("no such patient")
+            return _account(row)
+
+    def set_controller(self, handle: str, controller: str) -> None:
+        with self._factory() as session, session.begin():
+            session.execute(
+                update(PatientAccountRow)
+                .where(PatientAccountRow.handle == handle)
+                .values(controller=controller)
+            )
+
+    def mark_deleted(self, handle: str) -> None:
+        with self._factory() as session, session.begin():
+            session.execute(
+                update(PatientAccountRow)
+                .where(PatientAccountRow.handle == handle)
+                .values(deleted_at=self._clock())
+            )

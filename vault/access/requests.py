@@ -1,0 +1,166 @@
+"""Providers' access requests and their life cycle.
+
+``pending`` -> ``granted`` only after the grant's transaction receipt; ``pending`` ->
+``denied`` by the patient. A relayed transaction that fails or is dropped leaves the
+request ``pending`` (with the last error code noted) so it can be retried; transitions
+are conditional UPDATEs, so two processes deciding the same request cannot both win.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from vault.access.scopes import check_purpose, check_scope
+from vault.errors import Conflict, InvalidInput, NotFound
+from vault.store.access_models import AccessRequestRow
+from vault.store.models import utcnow
+
+MIN_DURATION = timedelta(minutes=1)
+MAX_DURATION = timedelta(days=366)
+
+
+class RequestStatus(StrEnum):
+    PENDING = "pending"
+    GRANTED = "granted"
+    DENIED = "denied"
+
+
+@dataclass(frozen=True)
+class AccessRequest:
+    request_id: str
+    patient_handle: str
+    provider: str
+    scope: str
+    purpose: str
+    duration_seconds: int
+    status: RequestStatus
+    created_at: datetime
+    decided_at: datetime | None
+    expires_at: datetime | None
+    tx_hash: str | None
+    error_code: str | None
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    if at is None:
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _request(row: AccessRequestRow) -> AccessRequest:
+    return AccessRequest(
+        request_id=row.request_id,
+        patient_handle=row.patient_handle,
+        provider=row.provider,
+        scope=row.scope,
+        purpose=row.purpose,
+        duration_seconds=row.duration_seconds,
+        status=RequestStatus(row.status),
+        created_at=_aware(row.created_at) or row.created_at,
+        decided_at=_aware(row.decided_at),
+        expires_at=_aware(row.expires_at),
+        tx_hash=row.tx_hash,
+        error_code=row.error_code,
+    )
+
+
+class AccessRequestBook:
+    def __init__(
+        self, *, session_factory: sessionmaker[Session], clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        self._factory = session_factory
+        self._clock = clock
+
+    def create(
+        self, *, patient_handle: str, provider: str, scope: str, purpose: str, duration_seconds: int
+    ) -> AccessRequest:
+        check_scope(scope)
+        check_purpose(purpose)
+        if not MIN_DURATION.total_seconds() <= duration_seconds <= MAX_DURATION.total_seconds():
+            raise InvalidInput(
+                "duration must be between one minute and a year",
+                details={"field": "duration_seconds"},
+            )
+        row = AccessRequestRow(
+            request_id="req_" + secrets.token_hex(12),
+            patient_handle=patient_handle,
+            provider=provider,
+            scope=scope,
+            purpose=purpose,
+            duration_seconds=duration_seconds,
+            status=RequestStatus.PENDING.value,
+            created_at=self._clock(),
+        )
+        with self._factory() as session, session.begin():
+            session.add(row)
+        return _request(row)
+
+    def get(self, request_id: str) -> AccessRequest:
+        with self._factory() as session:
+            row = session.get(AccessRequestRow, request_id)
+            if row is None:
+                raise NotFound("no such access request")
+            return _request(row)
+
+    def for_patient(
+        self, patient_handle: str, *, status: RequestStatus | None = None
+    ) -> list[AccessRequest]:
+        query = select(AccessRequestRow).where(AccessRequestRow.patient_handle == patient_handle)
+        if status is not None:
+            query = query.where(AccessRequestRow.status == status.value)
+        with self._factory() as session:
+            return [
+                _request(r) for r in session.scalars(query.order_by(AccessRequestRow.created_at))
+            ]
+
+    def for_provider(self, provider: str) -> list[AccessRequest]:
+        query = select(AccessRequestRow).where(AccessRequestRow.provider == provider)
+        with self._factory() as session:
+            return [
+                _request(r) for r in session.scalars(query.order_by(AccessRequestRow.created_at))
+            ]
+
+    def _decide(self, request_id: str, **values: object) -> AccessRequest:
+        with self._factory() as session, session.begin():
+            result = session.execute(
+                update(AccessRequestRow)
+                .where(
+                    AccessRequestRow.request_id == request_id,
+                    AccessRequestRow.status == RequestStatus.PENDING.value,
+                )
+                .values(decided_at=self._clock(), **values)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise Conflict("the access request is no longer pending")
+        return self.get(request_id)
+
+    def mark_granted(self, request_id: str, *, tx_hash: str, expires_at: datetime) -> AccessRequest:
+        return self._decide(
+            request_id,
+            status=RequestStatus.GRANTED.value,
+            tx_hash=tx_hash,
+            expires_at=expires_at,
+            error_code=None,
+        )
+
+    def mark_denied(self, request_id: str) -> AccessRequest:
+        return self._decide(request_id, status=RequestStatus.DENIED.value)
+
+    def note_failure(self, request_id: str, *, error_code: str) -> None:
+        """Remember why the last attempt failed; the request stays pending (retryable)."""
+        with self._factory() as session, session.begin():
+            session.execute(
+                update(AccessRequestRow)
+                .where(
+                    AccessRequestRow.request_id == request_id,
+                    AccessRequestRow.status == RequestStatus.PENDING.value,
+                )
+                .values(error_code=error_code)
+            )
