@@ -1,0 +1,198 @@
+"""Envelope encryption: vectors, binding of associated data, opaque failures, properties."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vault.crypto.aead import OVERHEAD_BYTES, associated_data, open_sealed, seal
+from vault.crypto.envelope import (
+    RecordContext,
+    WrappedPatientKey,
+    new_patient_key,
+    rewrap_patient_key,
+    unwrap_patient_key,
+)
+from vault.crypto.keyring import MasterKeyring, new_keyring
+from vault.errors import DecryptionFailed
+
+CT = "application/fhir+json; fhirVersion=4.3"
+
+
+def _keyring(vector: dict[str, Any]) -> MasterKeyring:
+    version = vector["master_key_version"]
+    return MasterKeyring(keys={version: bytes.fromhex(vector["master_key"])}, created={version: ""})
+
+
+def _context(vector: dict[str, Any]) -> RecordContext:
+    return RecordContext(
+        vector["record_id"], vector["patient_id"], vector["version"], vector["content_type"]
+    )
+
+
+def test_vectors_reproduce(envelope_vectors: list[dict[str, Any]], pattern_random: Any) -> None:
+    for vector in envelope_vectors:
+        random = pattern_random(vector["random_seed"])
+        patient_key, wrapped = new_patient_key(_keyring(vector), vector["patient_id"], random=random)
+        sealed = patient_key.encrypt(_context(vector), bytes.fromhex(vector["plaintext"]), random=random)
+        assert wrapped.wrapped.hex() == vector["wrapped_patient_key"]
+        assert sealed.wrapped_data_key.hex() == vector["wrapped_data_key"]
+        assert bytes(sealed.ciphertext).hex() == vector["ciphertext"]
+
+
+def test_vectors_open_and_match_bare_aes_gcm(envelope_vectors: list[dict[str, Any]]) -> None:
+    """The documented layout, checked with nothing but AESGCM: format || nonce || ct+tag."""
+    for vector in envelope_vectors:
+        def bare_open(key: bytes, blob_hex: str, aad_hex: str) -> bytes:
+            blob = bytes.fromhex(blob_hex)
+            assert blob[0] == 0x01
+            return AESGCM(key).decrypt(blob[1:13], blob[13:], bytes.fromhex(aad_hex))
+
+        patient_key = bare_open(
+            bytes.fromhex(vector["master_key"]), vector["wrapped_patient_key"], vector["patient_key_aad"]
+        )
+        assert patient_key.hex() == vector["patient_key"]
+        data_key = bare_open(patient_key, vector["wrapped_data_key"], vector["data_key_aad"])
+        plaintext = bare_open(data_key, vector["ciphertext"], vector["record_aad"])
+        assert plaintext.hex() == vector["plaintext"]
+        # and the vault opens them too
+        wrapped = WrappedPatientKey(vector["master_key_version"], bytes.fromhex(vector["wrapped_patient_key"]))
+        key = unwrap_patient_key(_keyring(vector), vector["patient_id"], wrapped)
+        opened = key.decrypt(
+            _context(vector), bytes.fromhex(vector["ciphertext"]), bytes.fromhex(vector["wrapped_data_key"])
+        )
+        assert opened.hex() == vector["plaintext"]
+
+
+def test_associated_data_is_unambiguous() -> None:
+    assert associated_data("record/1", "ab", "c") != associated_data("record/1", "a", "bc")
+    assert associated_data("record/1", "a") != associated_data("data-key/1", "a")
+    assert associated_data("x", "é") == b"vault:x\x00\x00\x00\x00\x02\xc3\xa9"
+
+
+def _sealed_record() -> tuple[MasterKeyring, WrappedPatientKey, RecordContext, bytes, bytes]:
+    keyring = new_keyring()
+    _key, wrapped = new_patient_key(keyring, "patient-a")
+    key = unwrap_patient_key(keyring, "patient-a", wrapped)
+    context = RecordContext("record-1", "patient-a", 2, CT)
+    sealed = key.encrypt(context, b'{"resourceType":"Patient"}')
+    return keyring, wrapped, context, bytes(sealed.ciphertext), sealed.wrapped_data_key
+
+
+@pytest.mark.parametrize(
+    "moved",
+    [
+        RecordContext("record-2", "patient-a", 2, CT),
+        RecordContext("record-1", "patient-a", 1, CT),
+        RecordContext("record-1", "patient-a", 2, "application/pdf"),
+    ],
+)
+def test_ciphertext_moved_to_another_record_fails(moved: RecordContext) -> None:
+    keyring, wrapped, _context, ciphertext, wrapped_data_key = _sealed_record()
+    key = unwrap_patient_key(keyring, "patient-a", wrapped)
+    with pytest.raises(DecryptionFailed):
+        key.decrypt(moved, ciphertext, wrapped_data_key)
+
+
+def test_ciphertext_moved_to_another_patient_fails() -> None:
+    keyring, wrapped, context, ciphertext, wrapped_data_key = _sealed_record()
+    with pytest.raises(DecryptionFailed):  # patient key relabelled as another patient's
+        unwrap_patient_key(keyring, "patient-b", wrapped)
+    _other, other_wrapped = new_patient_key(keyring, "patient-b")
+    other = unwrap_patient_key(keyring, "patient-b", other_wrapped)
+    moved = RecordContext(context.record_id, "patient-b", context.version, context.content_type)
+    with pytest.raises(DecryptionFailed):
+        other.decrypt(moved, ciphertext, wrapped_data_key)
+
+
+def test_every_failure_is_the_same_opaque_error() -> None:
+    keyring, wrapped, context, ciphertext, wrapped_data_key = _sealed_record()
+    key = unwrap_patient_key(keyring, "patient-a", wrapped)
+    flipped = bytearray(ciphertext)
+    flipped[20] ^= 1
+    failures = [
+        lambda: key.decrypt(context, bytes(flipped), wrapped_data_key),
+        lambda: key.decrypt(context, ciphertext[:-1], wrapped_data_key),
+        lambda: key.decrypt(context, b"", wrapped_data_key),
+        lambda: key.decrypt(context, b"\x02" + ciphertext[1:], wrapped_data_key),
+        lambda: key.decrypt(context, ciphertext, None),  # shredded data key
+        lambda: key.decrypt(context, ciphertext, wrapped_data_key[:-3]),
+        lambda: unwrap_patient_key(keyring, "patient-a", None),  # shredded patient key
+        lambda: unwrap_patient_key(new_keyring(), "patient-a", wrapped),  # wrong master key
+        lambda: unwrap_patient_key(keyring, "patient-a", WrappedPatientKey(99, wrapped.wrapped)),
+        lambda: open_sealed(b"short", ciphertext, b""),
+    ]
+    messages = set()
+    for failure in failures:
+        with pytest.raises(DecryptionFailed) as caught:
+            failure()
+        messages.add((str(caught.value), caught.value.code, tuple(caught.value.details)))
+        assert caught.value.__cause__ is None
+    assert len(messages) == 1
+
+
+def test_rewrap_keeps_records_readable() -> None:
+    keyring, wrapped, context, ciphertext, wrapped_data_key = _sealed_record()
+    rotated = keyring.with_new_key()
+    rewrapped = rewrap_patient_key(rotated, "patient-a", wrapped)
+    assert rewrapped.master_version == 2 and rewrapped.wrapped != wrapped.wrapped
+    key = unwrap_patient_key(rotated.without(1), "patient-a", rewrapped)
+    assert key.decrypt(context, ciphertext, wrapped_data_key) == b'{"resourceType":"Patient"}'
+
+
+def test_fresh_keys_and_nonces_each_time() -> None:
+    keyring = new_keyring()
+    key, _ = new_patient_key(keyring, "p")
+    context = RecordContext("r", "p", 1, CT)
+    first, second = key.encrypt(context, b"same"), key.encrypt(context, b"same")
+    assert first.ciphertext != second.ciphertext
+    assert first.wrapped_data_key != second.wrapped_data_key
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    plaintext=st.binary(max_size=4096),
+    record_id=st.text(min_size=1, max_size=40),
+    patient_id=st.text(min_size=1, max_size=40),
+    version=st.integers(min_value=1, max_value=2**31),
+    content_type=st.text(max_size=40),
+)
+def test_property_roundtrip(
+    plaintext: bytes, record_id: str, patient_id: str, version: int, content_type: str
+) -> None:
+    keyring = new_keyring()
+    _key, wrapped = new_patient_key(keyring, patient_id)
+    key = unwrap_patient_key(keyring, patient_id, wrapped)
+    context = RecordContext(record_id, patient_id, version, content_type)
+    sealed = key.encrypt(context, plaintext)
+    assert len(sealed.ciphertext) == len(plaintext) + OVERHEAD_BYTES
+    assert key.decrypt(context, sealed.ciphertext, sealed.wrapped_data_key) == plaintext
+
+
+@settings(max_examples=150, deadline=None)
+@given(plaintext=st.binary(min_size=0, max_size=512), data=st.data())
+def test_property_any_single_bit_flip_fails(plaintext: bytes, data: st.DataObject) -> None:
+    key = os.urandom(32)
+    sealed = seal(key, plaintext, b"aad")
+    position = data.draw(st.integers(min_value=0, max_value=len(sealed) * 8 - 1))
+    sealed[position // 8] ^= 1 << (position % 8)
+    with pytest.raises(DecryptionFailed):
+        open_sealed(key, sealed, b"aad")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    fields=st.lists(st.text(max_size=10), min_size=1, max_size=4),
+    other=st.lists(st.text(max_size=10), min_size=1, max_size=4),
+)
+def test_property_different_context_never_opens(fields: list[str], other: list[str]) -> None:
+    key = os.urandom(32)
+    sealed = seal(key, b"secret", associated_data("record/1", *fields))
+    if fields != other:
+        with pytest.raises(DecryptionFailed):
+            open_sealed(key, sealed, associated_data("record/1", *other))
