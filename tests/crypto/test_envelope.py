@@ -38,8 +38,12 @@ def _context(vector: dict[str, Any]) -> RecordContext:
 def test_vectors_reproduce(envelope_vectors: list[dict[str, Any]], pattern_random: Any) -> None:
     for vector in envelope_vectors:
         random = pattern_random(vector["random_seed"])
-        patient_key, wrapped = new_patient_key(_keyring(vector), vector["patient_id"], random=random)
-        sealed = patient_key.encrypt(_context(vector), bytes.fromhex(vector["plaintext"]), random=random)
+        patient_key, wrapped = new_patient_key(
+            _keyring(vector), vector["patient_id"], random=random
+        )
+        sealed = patient_key.encrypt(
+            _context(vector), bytes.fromhex(vector["plaintext"]), random=random
+        )
         assert wrapped.wrapped.hex() == vector["wrapped_patient_key"]
         assert sealed.wrapped_data_key.hex() == vector["wrapped_data_key"]
         assert bytes(sealed.ciphertext).hex() == vector["ciphertext"]
@@ -48,23 +52,30 @@ def test_vectors_reproduce(envelope_vectors: list[dict[str, Any]], pattern_rando
 def test_vectors_open_and_match_bare_aes_gcm(envelope_vectors: list[dict[str, Any]]) -> None:
     """The documented layout, checked with nothing but AESGCM: format || nonce || ct+tag."""
     for vector in envelope_vectors:
+
         def bare_open(key: bytes, blob_hex: str, aad_hex: str) -> bytes:
             blob = bytes.fromhex(blob_hex)
             assert blob[0] == 0x01
             return AESGCM(key).decrypt(blob[1:13], blob[13:], bytes.fromhex(aad_hex))
 
         patient_key = bare_open(
-            bytes.fromhex(vector["master_key"]), vector["wrapped_patient_key"], vector["patient_key_aad"]
+            bytes.fromhex(vector["master_key"]),
+            vector["wrapped_patient_key"],
+            vector["patient_key_aad"],
         )
         assert patient_key.hex() == vector["patient_key"]
         data_key = bare_open(patient_key, vector["wrapped_data_key"], vector["data_key_aad"])
         plaintext = bare_open(data_key, vector["ciphertext"], vector["record_aad"])
         assert plaintext.hex() == vector["plaintext"]
         # and the vault opens them too
-        wrapped = WrappedPatientKey(vector["master_key_version"], bytes.fromhex(vector["wrapped_patient_key"]))
+        wrapped = WrappedPatientKey(
+            vector["master_key_version"], bytes.fromhex(vector["wrapped_patient_key"])
+        )
         key = unwrap_patient_key(_keyring(vector), vector["patient_id"], wrapped)
         opened = key.decrypt(
-            _context(vector), bytes.fromhex(vector["ciphertext"]), bytes.fromhex(vector["wrapped_data_key"])
+            _context(vector),
+            bytes.fromhex(vector["ciphertext"]),
+            bytes.fromhex(vector["wrapped_data_key"]),
         )
         assert opened.hex() == vector["plaintext"]
 

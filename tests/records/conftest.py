@@ -81,7 +81,6 @@ def sample_pdf() -> bytes:
     return (SAMPLE_FHIR / "discharge-summary.pdf").read_bytes()
 
 
-
 @pytest.fixture
 def make_observation() -> object:
     def make(value: float = 72.0) -> dict[str, object]:

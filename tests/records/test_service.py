@@ -38,7 +38,9 @@ def test_put_then_get_returns_the_resource_with_vault_id(
 def test_accepts_json_bytes_and_text(
     service: RecordService, patient: str, make_observation: Obs
 ) -> None:
-    as_bytes = service.put_record(patient_id=patient, resource=json.dumps(make_observation()).encode())
+    as_bytes = service.put_record(
+        patient_id=patient, resource=json.dumps(make_observation()).encode()
+    )
     as_text = service.put_record(patient_id=patient, resource=json.dumps(make_observation()))
     assert {as_bytes.category, as_text.category} == {"Observation"}
 
@@ -47,7 +49,12 @@ def test_invalid_resource_names_failing_fields(service: RecordService, patient: 
     with pytest.raises(InvalidRecord) as caught:
         service.put_record(
             patient_id=patient,
-            resource={"resourceType": "Observation", "status": "final", "code": {"text": 5}, "x": 1},
+            resource={
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": 5},
+                "x": 1,
+            },
         )
     fields = {error["field"] for error in caught.value.details["errors"]}
     assert fields == {"code.text", "x"}
@@ -63,7 +70,9 @@ def test_refuses_garbage(service: RecordService, patient: str, resource: bytes) 
         service.put_record(patient_id=patient, resource=resource)
 
 
-def test_size_limit_is_a_clear_error(service: RecordService, patient: str, make_observation: Obs) -> None:
+def test_size_limit_is_a_clear_error(
+    service: RecordService, patient: str, make_observation: Obs
+) -> None:
     big = make_observation()
     big["note"] = [{"text": "x" * (service.limits.record_max_bytes + 1)}]
     with pytest.raises(PayloadTooLarge) as caught:
@@ -96,9 +105,13 @@ def test_update_adds_versions_and_keeps_history(
     assert current.version == 3 and current.resource()["meta"]["versionId"] == "3"
 
 
-def test_stale_update_conflicts(service: RecordService, patient: str, make_observation: Obs) -> None:
+def test_stale_update_conflicts(
+    service: RecordService, patient: str, make_observation: Obs
+) -> None:
     info = service.put_record(patient_id=patient, resource=make_observation())
-    service.update_record(patient_id=patient, record_id=info.record_id, resource=make_observation(1))
+    service.update_record(
+        patient_id=patient, record_id=info.record_id, resource=make_observation(1)
+    )
     with pytest.raises(Conflict):
         service.update_record(
             patient_id=patient,
@@ -129,7 +142,9 @@ def test_other_patients_records_are_not_found(
     with pytest.raises(NotFound):
         service.get_record(patient_id=other, record_id=info.record_id)
     with pytest.raises(NotFound):
-        service.update_record(patient_id=other, record_id=info.record_id, resource=make_observation())
+        service.update_record(
+            patient_id=other, record_id=info.record_id, resource=make_observation()
+        )
     with pytest.raises(NotFound):
         service.delete_record(patient_id=other, record_id=info.record_id)
     assert service.list_records(patient_id=other) == []
@@ -161,7 +176,9 @@ def test_delete_record_shreds_all_versions_keeps_tombstone(
     service: RecordService, patient: str, make_observation: Obs
 ) -> None:
     info = service.put_record(patient_id=patient, resource=make_observation())
-    service.update_record(patient_id=patient, record_id=info.record_id, resource=make_observation(9))
+    service.update_record(
+        patient_id=patient, record_id=info.record_id, resource=make_observation(9)
+    )
     keep = service.put_record(patient_id=patient, resource=make_observation(1))
     service.delete_record(patient_id=patient, record_id=info.record_id)
     service.delete_record(patient_id=patient, record_id=info.record_id)  # idempotent
@@ -175,7 +192,9 @@ def test_delete_record_shreds_all_versions_keeps_tombstone(
     assert [r.record_id for r in service.list_records(patient_id=patient)] == [keep.record_id]
     assert len(service.list_records(patient_id=patient, include_deleted=True)) == 2
     with pytest.raises(RecordDeleted):
-        service.update_record(patient_id=patient, record_id=info.record_id, resource=make_observation())
+        service.update_record(
+            patient_id=patient, record_id=info.record_id, resource=make_observation()
+        )
     assert service.get_record(patient_id=patient, record_id=keep.record_id).version == 1
 
 
@@ -183,7 +202,9 @@ def test_delete_patient_shreds_everything(
     service: RecordService, patient: str, make_observation: Obs, sample_pdf: bytes
 ) -> None:
     info = service.put_record(patient_id=patient, resource=make_observation())
-    doc = service.put_document(patient_id=patient, content=sample_pdf, content_type="application/pdf")
+    doc = service.put_document(
+        patient_id=patient, content=sample_pdf, content_type="application/pdf"
+    )
     other = service.create_patient()
     kept = service.put_record(patient_id=other, resource=make_observation())
     service.delete_patient(patient_id=patient)
@@ -221,7 +242,10 @@ def test_document_is_binary_plus_reference(
     assert attachment["url"] == f"Binary/{doc.binary.record_id}"
     assert attachment["size"] == len(sample_pdf)
     assert reference["type"]["text"] == "Discharge summary"
-    assert {r.resource_type for r in service.list_records(patient_id=patient, category="DocumentReference")} == {
+    assert {
+        r.resource_type
+        for r in service.list_records(patient_id=patient, category="DocumentReference")
+    } == {
         "Binary",
         "DocumentReference",
     }
@@ -232,7 +256,9 @@ def test_document_is_binary_plus_reference(
 
 def test_documents_are_checked(service: RecordService, patient: str, sample_pdf: bytes) -> None:
     with pytest.raises(InvalidInput):
-        service.put_document(patient_id=patient, content=b"MZ\x90\x00", content_type="application/pdf")
+        service.put_document(
+            patient_id=patient, content=b"MZ\x90\x00", content_type="application/pdf"
+        )
     with pytest.raises(InvalidInput):
         service.put_document(patient_id=patient, content=sample_pdf, content_type="text/html")
     png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100

@@ -33,7 +33,8 @@ def test_files_are_private(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "key", ["../x", "a/../../x", "/etc/passwd", "a//b", "", ".hidden", "a/.tmp-x", "a b", "a\\b", "é"]
+    "key",
+    ["../x", "a/../../x", "/etc/passwd", "a//b", "", ".hidden", "a/.tmp-x", "a b", "a\\b", "é"],
 )
 def test_refuses_unsafe_keys(tmp_path: Path, key: str) -> None:
     store = LocalBlobStore(tmp_path / "b")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine, inspect, insert
+from sqlalchemy import Engine, insert, inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,13 +26,24 @@ def test_versions_are_never_overwritten(session_factory: sessionmaker[Session]) 
         session.flush()
         session.add(
             RecordRow(
-                id="r", patient_id="p", resource_type="Observation", category="Observation",
-                current_version=1, created_at=now, updated_at=now,
+                id="r",
+                patient_id="p",
+                resource_type="Observation",
+                category="Observation",
+                current_version=1,
+                created_at=now,
+                updated_at=now,
             )
         )
     row = {
-        "record_id": "r", "version": 1, "content_type": "x", "size": 1, "blob_key": "a",
-        "sha256": "0" * 64, "wrapped_data_key": b"w", "created_at": now,
+        "record_id": "r",
+        "version": 1,
+        "content_type": "x",
+        "size": 1,
+        "blob_key": "a",
+        "sha256": "0" * 64,
+        "wrapped_data_key": b"w",
+        "created_at": now,
     }
     with transaction(session_factory) as session:
         session.execute(insert(RecordVersionRow), [row])
@@ -45,7 +56,12 @@ def test_records_need_a_patient(session_factory: sessionmaker[Session]) -> None:
     with pytest.raises(IntegrityError), transaction(session_factory) as session:
         session.add(
             RecordRow(
-                id="r", patient_id="nobody", resource_type="X", category="X",
-                current_version=1, created_at=now, updated_at=now,
+                id="r",
+                patient_id="nobody",
+                resource_type="X",
+                category="X",
+                current_version=1,
+                created_at=now,
+                updated_at=now,
             )
         )
