@@ -218,3 +218,109 @@ class BiometricLockedOut(LockedOut):
     """Too many failed face verifications for this handle; ``details['retry_after']``."""
 
     code = "biometric_locked_out"
+
+
+# --- chain ---------------------------------------------------------------------------
+# Raised by vault.chain (registry client, relayer). The contract's custom errors are
+# decoded into the ConsentRejected family (``details['error']`` names the Solidity error,
+# ``details['args']`` its arguments); see vault.chain.reverts for the mapping.
+
+
+class TransactionFailed(VaultError):
+    """A transaction reverted without a reason the vault recognizes (or ran out of gas)."""
+
+    code = "transaction_failed"
+
+
+class TransactionNotConfirmed(TransactionFailed, DependencyUnavailable):
+    """A transaction could not be sent, or no receipt arrived in time.
+
+    It may still be mined: the request stays pending and may be retried; a retry of an
+    already-mined signed message fails with :class:`StaleConsentNonce`.
+    """
+
+    code = "transaction_not_confirmed"
+
+
+class ConsentRejected(VaultError):
+    """The consent registry refused the operation (a decoded custom error)."""
+
+    code = "consent_rejected"
+
+
+class InvalidConsentSignature(ConsentRejected, AccessDenied):
+    """The signature is malformed, malleable, for another domain, or not by the expected key."""
+
+    code = "invalid_consent_signature"
+
+
+class ConsentSignatureExpired(ConsentRejected, InvalidInput):
+    """The signed message's deadline has passed; sign a fresh one."""
+
+    code = "consent_signature_expired"
+
+
+class StaleConsentNonce(ConsentRejected, Conflict):
+    """The signed nonce was already used or is out of order (replay, or a concurrent change)."""
+
+    code = "stale_consent_nonce"
+
+
+class InvalidConsentTerms(ConsentRejected, InvalidInput):
+    """Zero id, scope, purpose, address or reason; expiry in the past; bad duration or range."""
+
+    code = "invalid_consent_terms"
+
+
+class UnknownPatient(ConsentRejected, NotFound):
+    """No patient is registered on chain under this id."""
+
+    code = "unknown_patient"
+
+
+class PatientAlreadyRegistered(ConsentRejected, Conflict):
+    """A patient is already registered on chain under this id."""
+
+    code = "patient_already_registered"
+
+
+class ControllerKeyInUse(ConsentRejected, Conflict):
+    """The key controls, or once controlled, a patient; keys are never reused."""
+
+    code = "controller_key_in_use"
+
+
+class ProviderNotActive(ConsentRejected, Conflict):
+    """The provider is not registered on chain or has been deactivated."""
+
+    code = "provider_not_active"
+
+
+class ProviderAlreadyActive(ConsentRejected, Conflict):
+    """The provider is already registered and active."""
+
+    code = "provider_already_active"
+
+
+class ConsentNotGranted(ConsentRejected, NotFound):
+    """There is no unrevoked consent with these terms to revoke."""
+
+    code = "consent_not_granted"
+
+
+class ChainRoleMissing(ConsentRejected, AccessDenied):
+    """The account lacks the registry role the operation needs (operator, emergency...)."""
+
+    code = "chain_role_missing"
+
+
+class AuditAnchorOutOfSequence(ConsentRejected, Conflict):
+    """The anchor does not start right after the last anchored sequence number."""
+
+    code = "audit_anchor_out_of_sequence"
+
+
+class UnknownAuditSequence(ConsentRejected, NotFound):
+    """No anchor covers this audit sequence number yet."""
+
+    code = "unknown_audit_sequence"

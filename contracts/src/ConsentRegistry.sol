@@ -302,7 +302,7 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
         view
         returns (bool)
     {
-        return _accessBasis(patientId, provider, scope, purpose) != AccessBasis.None;
+        return _accessBasisAt(patientId, provider, scope, purpose, block.timestamp) != AccessBasis.None;
     }
 
     /**
@@ -314,7 +314,22 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
         view
         returns (AccessBasis)
     {
-        return _accessBasis(patientId, provider, scope, purpose);
+        return _accessBasisAt(patientId, provider, scope, purpose, block.timestamp);
+    }
+
+    /**
+     * @notice {accessBasis} evaluated at `max(block.timestamp, timestamp)`: a caller whose
+     * clock runs ahead of the last block (an idle dev chain mines no blocks) sees expiries
+     * and emergency windows end on its own clock. It can only make the answer stricter.
+     * @param timestamp The caller's current time (unix seconds).
+     */
+    function accessBasisAt(bytes32 patientId, address provider, bytes32 scope, bytes32 purpose, uint64 timestamp)
+        external
+        view
+        returns (AccessBasis)
+    {
+        uint256 at = timestamp > block.timestamp ? timestamp : block.timestamp;
+        return _accessBasisAt(patientId, provider, scope, purpose, at);
     }
 
     /// @notice The consent record for these exact terms (zeroes if never granted).
@@ -407,27 +422,27 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
         emit EmergencyAccessOpened(patientId, provider, scope, reasonHash, expiresAt);
     }
 
-    function _accessBasis(bytes32 patientId, address provider, bytes32 scope, bytes32 purpose)
+    function _accessBasisAt(bytes32 patientId, address provider, bytes32 scope, bytes32 purpose, uint256 at)
         private
         view
         returns (AccessBasis)
     {
         if (_providers[provider] != ProviderStatus.Active) return AccessBasis.None;
         if (
-            _consentStands(_consentKey(patientId, provider, scope, purpose))
-                || _consentStands(_consentKey(patientId, provider, ALL_SCOPES, purpose))
+            _consentStands(_consentKey(patientId, provider, scope, purpose), at)
+                || _consentStands(_consentKey(patientId, provider, ALL_SCOPES, purpose), at)
         ) return AccessBasis.Consent;
         if (
-            (_emergencies[_emergencyKey(patientId, provider, scope)] > block.timestamp
-                    || _emergencies[_emergencyKey(patientId, provider, ALL_SCOPES)] > block.timestamp)
+            (_emergencies[_emergencyKey(patientId, provider, scope)] > at
+                    || _emergencies[_emergencyKey(patientId, provider, ALL_SCOPES)] > at)
                 && hasRole(EMERGENCY_ROLE, provider)
         ) return AccessBasis.Emergency;
         return AccessBasis.None;
     }
 
-    function _consentStands(bytes32 key) private view returns (bool) {
+    function _consentStands(bytes32 key, uint256 at) private view returns (bool) {
         Consent storage consent = _consents[key];
-        return consent.grantedAt != 0 && consent.revokedAt == 0 && consent.expiresAt > block.timestamp;
+        return consent.grantedAt != 0 && consent.revokedAt == 0 && consent.expiresAt > at;
     }
 
     function _requireController(bytes32 patientId) private view returns (address controller) {

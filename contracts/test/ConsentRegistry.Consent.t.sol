@@ -117,6 +117,30 @@ contract ConsentRegistryConsentTest is RegistryTestBase {
         assertFalse(registry.isAllowed(PATIENT, provider, SCOPE, TREAT));
     }
 
+    function test_AccessBasisAt_UsesTheLaterClock() public {
+        uint64 expiresAt = _inFuture(1 days);
+        _grant(patientKey, SCOPE, TREAT, expiresAt);
+        assertEq(
+            uint8(registry.accessBasisAt(PATIENT, provider, SCOPE, TREAT, expiresAt - 1)),
+            uint8(IConsentRegistry.AccessBasis.Consent)
+        );
+        assertEq(
+            uint8(registry.accessBasisAt(PATIENT, provider, SCOPE, TREAT, expiresAt)),
+            uint8(IConsentRegistry.AccessBasis.None)
+        );
+    }
+
+    function testFuzz_AccessBasisAt_NeverLooserThanBlockTime(uint64 ttl, uint64 callerTime, uint256 elapsed) public {
+        ttl = uint64(bound(ttl, 1, 30 days));
+        _grant(patientKey, SCOPE, TREAT, _inFuture(ttl));
+        vm.warp(block.timestamp + bound(elapsed, 0, 60 days));
+        bool atBlock = registry.isAllowed(PATIENT, provider, SCOPE, TREAT);
+        bool atCaller = registry.accessBasisAt(PATIENT, provider, SCOPE, TREAT, callerTime)
+            != IConsentRegistry.AccessBasis.None;
+        if (!atBlock) assertFalse(atCaller);
+        if (callerTime <= block.timestamp) assertEq(atCaller, atBlock);
+    }
+
     function test_IsAllowed_FalseForDeactivatedProvider() public {
         _grant(patientKey, SCOPE, TREAT, _inFuture(30 days));
         vm.prank(admin);

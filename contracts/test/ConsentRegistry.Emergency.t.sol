@@ -36,6 +36,20 @@ contract ConsentRegistryEmergencyTest is RegistryTestBase {
         assertFalse(registry.isAllowed(PATIENT, provider, SCOPE, TREAT));
     }
 
+    function test_AccessBasisAt_EmergencyEndsOnCallerClock() public {
+        vm.prank(provider);
+        registry.openEmergencyAccess(PATIENT, SCOPE, REASON, 1 hours);
+        uint64 end = _inFuture(1 hours);
+        assertEq(
+            uint8(registry.accessBasisAt(PATIENT, provider, SCOPE, TREAT, end - 1)),
+            uint8(IConsentRegistry.AccessBasis.Emergency)
+        );
+        assertEq(
+            uint8(registry.accessBasisAt(PATIENT, provider, SCOPE, TREAT, end)),
+            uint8(IConsentRegistry.AccessBasis.None)
+        );
+    }
+
     function test_Emergency_EndsWhenRoleRevoked() public {
         vm.prank(provider);
         registry.openEmergencyAccess(PATIENT, SCOPE, REASON, 1 hours);
