@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -50,10 +51,24 @@ def associated_data(purpose: str, *fields: str) -> bytes:
     return b"".join(parts)
 
 
-def seal(key: bytes, plaintext: bytes, aad: bytes, *, random: Random = os.urandom) -> bytearray:
+@lru_cache(maxsize=4096)
+def _long_lived(key: bytes) -> AESGCM:
+    # The AES key schedule costs about as much as sealing 10 KB; master and patient keys
+    # are reused, so their schedules are kept (bounded). Data keys are used once: never here.
+    return AESGCM(key)
+
+
+def _cipher(key: bytes, reuse: bool) -> AESGCM:
+    return _long_lived(key) if reuse else AESGCM(key)
+
+
+def seal(
+    key: bytes, plaintext: bytes, aad: bytes, *, random: Random = os.urandom, reuse: bool = False
+) -> bytearray:
     """Encrypt ``plaintext`` under ``key`` (32 bytes) bound to ``aad``.
 
     Encrypts straight into the output buffer so large records are not copied twice.
+    ``reuse`` marks a long-lived key (master, patient) whose key schedule may be cached.
     """
     nonce = random(NONCE_BYTES)
     if len(nonce) != NONCE_BYTES:
@@ -61,11 +76,17 @@ def seal(key: bytes, plaintext: bytes, aad: bytes, *, random: Random = os.urando
     out = bytearray(HEADER_BYTES + len(plaintext) + TAG_BYTES)
     out[0] = FORMAT_V1
     out[1:HEADER_BYTES] = nonce
-    AESGCM(key).encrypt_into(nonce, plaintext, aad, memoryview(out)[HEADER_BYTES:])
+    _cipher(key, reuse).encrypt_into(nonce, plaintext, aad, memoryview(out)[HEADER_BYTES:])
     return out
 
 
-def open_sealed(key: bytes | None, sealed: bytes | bytearray | memoryview, aad: bytes) -> bytes:
+def open_sealed(
+    key: bytes | None,
+    sealed: bytes | bytearray | memoryview,
+    aad: bytes,
+    *,
+    reuse: bool = False,
+) -> bytes:
     """Decrypt what :func:`seal` produced.
 
     Raises :class:`DecryptionFailed` — and only that — when the key is missing (shredded),
@@ -75,6 +96,7 @@ def open_sealed(key: bytes | None, sealed: bytes | bytearray | memoryview, aad: 
     if key is None or len(key) != KEY_BYTES or len(view) < OVERHEAD_BYTES or view[0] != FORMAT_V1:
         raise DecryptionFailed(_OPAQUE)
     try:
-        return AESGCM(key).decrypt(bytes(view[1:HEADER_BYTES]), view[HEADER_BYTES:], aad)
+        cipher = _cipher(key, reuse)
+        return cipher.decrypt(bytes(view[1:HEADER_BYTES]), view[HEADER_BYTES:], aad)
     except (InvalidTag, ValueError, TypeError):
         raise DecryptionFailed(_OPAQUE) from None

@@ -77,7 +77,7 @@ class PatientKey:
             raise ValueError("record context names another patient")
         data_key = random(KEY_BYTES)
         ciphertext = seal(data_key, plaintext, context.record_aad(), random=random)
-        wrapped = seal(self._key, data_key, context.data_key_aad(), random=random)
+        wrapped = seal(self._key, data_key, context.data_key_aad(), random=random, reuse=True)
         return SealedRecord(ciphertext=ciphertext, wrapped_data_key=bytes(wrapped))
 
     def decrypt(
@@ -92,7 +92,7 @@ class PatientKey:
         """
         if wrapped_data_key is None or context.patient_id != self.patient_id:
             raise DecryptionFailed("ciphertext could not be opened")
-        data_key = open_sealed(self._key, wrapped_data_key, context.data_key_aad())
+        data_key = open_sealed(self._key, wrapped_data_key, context.data_key_aad(), reuse=True)
         return open_sealed(data_key, ciphertext, context.record_aad())
 
 
@@ -115,7 +115,9 @@ def unwrap_patient_key(
     if wrapped is None:
         raise DecryptionFailed("ciphertext could not be opened")
     master = keyring.key(wrapped.master_version)
-    key = open_sealed(master, wrapped.wrapped, _patient_aad(patient_id, wrapped.master_version))
+    key = open_sealed(
+        master, wrapped.wrapped, _patient_aad(patient_id, wrapped.master_version), reuse=True
+    )
     return PatientKey(patient_id, key)
 
 
@@ -137,5 +139,5 @@ def _wrap(
     version = keyring.current_version
     master = keyring.key(version)
     assert master is not None
-    sealed = seal(master, key, _patient_aad(patient_id, version), random=random)
+    sealed = seal(master, key, _patient_aad(patient_id, version), random=random, reuse=True)
     return WrappedPatientKey(master_version=version, wrapped=bytes(sealed))
