@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_abi.abi import decode as abi_decode
+from eth_utils.address import to_checksum_address
 from eth_utils.conversions import to_bytes
 from eth_utils.crypto import keccak
 from web3.exceptions import ContractLogicError, ContractPanicError
@@ -58,7 +59,9 @@ class _ErrorAbi:
     arg_types: list[str]
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: Any, abi_type: str) -> Any:
+    if abi_type == "address":
+        return to_checksum_address(value)
     return "0x" + value.hex() if isinstance(value, bytes) else value
 
 
@@ -85,7 +88,10 @@ class RevertDecoder:
             values = abi_decode(spec.arg_types, raw[4:])
         except Exception:
             return None
-        args = {n: _jsonable(v) for n, v in zip(spec.arg_names, values, strict=True)}
+        args = {
+            name: _jsonable(value, abi_type)
+            for name, value, abi_type in zip(spec.arg_names, values, spec.arg_types, strict=True)
+        }
         return DecodedRevert(spec.name, args)
 
     def exception(
