@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from vault.audit.log import AuditChainBroken, AuditEvent, AuditLog
+from vault.audit.log import Anchor, AuditChainBroken, AuditEvent, AuditLog
 from vault.audit.proofs import proofs_for, verify_proof
 from vault.store.audit_models import AuditEntryRow
 from vault.store.database import make_engine, make_session_factory
@@ -31,6 +31,9 @@ def read(patient: str, n: int = 0) -> AuditEvent:
 class RecordingSink:
     def __init__(self) -> None:
         self.roots: dict[tuple[int, int], bytes] = {}
+
+    def next_audit_sequence(self) -> int:
+        return max((last for _, last in self.roots), default=0) + 1
 
     def anchor(self, *, root: bytes, first_seq: int, last_seq: int) -> tuple[str, int]:
         self.roots[(first_seq, last_seq)] = root
@@ -93,7 +96,11 @@ def test_anchored_entries_prove_inclusion_against_the_anchored_root(
     log.append(read("p1", 99))  # not anchored yet
 
     entries = log.entries(patient_id="p1")
-    proofs = proofs_for(log, entries)
+
+    def anchor_of(seq: int) -> Anchor | None:
+        return next((a for a in log.anchors() if a.first_seq <= seq <= a.last_seq), None)
+
+    proofs = proofs_for(log, entries, anchor_of=anchor_of)
     assert proofs[-1] is None
     for proof in proofs[:-1]:
         assert proof is not None

@@ -1,33 +1,18 @@
-"""What a consent names, and how it is written on chain without anything personal.
+"""Scopes and purposes as the API names them, checked before they become chain codes.
 
-A *scope* is a data category: a FHIR resource type (``Observation``) or ``all``. On
-chain it is ``keccak256("vault.scope:" + scope)``. A *purpose of use* is an HL7 v3
-PurposeOfUse code (``TREAT``, ``HPAYMT``, ``HRESCH``...), written on chain as its ASCII
-bytes right-padded to 32 bytes, so a block explorer shows the code and nothing else.
+The API's scope is ``all`` or a FHIR resource type the FHIR library knows; on chain it
+becomes the registry's code (:mod:`vault.chain.codes`: ``keccak256`` of the type name, or
+``ALL_SCOPES`` for all data). Purposes are HL7 PurposeOfUse codes.
 """
 
 from __future__ import annotations
 
-from web3 import Web3
-
+from vault.chain import codes
 from vault.errors import InvalidInput
 from vault.records.fhir import is_resource_type
 
 ALL_DATA = "all"
-
-#: HL7 v3 PurposeOfUse codes a request may name (a subset: the ones a data vault meets).
-PURPOSES: dict[str, str] = {
-    "TREAT": "treatment",
-    "ETREAT": "emergency treatment",
-    "HPAYMT": "healthcare payment",
-    "HOPERAT": "healthcare operations",
-    "HRESCH": "healthcare research",
-    "PATRQT": "patient requested",
-    "FAMRQT": "family requested",
-    "PUBHLTH": "public health",
-    "CAREMGT": "care management",
-    "CLINTRCH": "clinical trial research",
-}
+PURPOSES = codes.PURPOSES_OF_USE
 
 
 def check_scope(scope: str) -> str:
@@ -41,21 +26,14 @@ def check_scope(scope: str) -> str:
 
 
 def scope_id(scope: str) -> bytes:
-    return bytes(Web3.keccak(text="vault.scope:" + check_scope(scope)))
+    check_scope(scope)
+    return codes.scope_id(codes.ALL_SCOPES_NAME if scope == ALL_DATA else scope)
 
 
 def check_purpose(purpose: str) -> str:
-    if purpose in PURPOSES:
-        return purpose
-    raise InvalidInput(
-        f"unknown purpose of use {purpose!r}",
-        details={"field": "purpose", "allowed": sorted(PURPOSES)},
-    )
+    codes.purpose_id(purpose)  # raises InvalidInput naming the allowed codes
+    return purpose
 
 
 def purpose_id(purpose: str) -> bytes:
-    return check_purpose(purpose).encode("ascii").ljust(32, b"\0")
-
-
-def purpose_from_id(value: bytes) -> str:
-    return value.rstrip(b"\0").decode("ascii", errors="replace")
+    return codes.purpose_id(purpose)

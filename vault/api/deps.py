@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from vault.access.accounts import PatientAccount
+from vault.auth.tokens import Principal, SubjectKind
+from vault.errors import AccessDenied, AuthenticationFailed
 from vault.runtime import Vault
+from vault.services import Services
+
+bearer = HTTPBearer(
+    auto_error=False,
+    description="A session token from /patients/{handle}/sessions or /provider/sessions",
+)
 
 
 def get_vault(request: Request) -> Vault:
@@ -14,4 +25,40 @@ def get_vault(request: Request) -> Vault:
     return vault
 
 
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
 VaultDep = Annotated[Vault, Depends(get_vault)]
+ServicesDep = Annotated[Services, Depends(get_services)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise AuthenticationFailed("a bearer session token is required")
+    return credentials.credentials
+
+
+def current_patient(credentials: Credentials, services: ServicesDep) -> PatientAccount:
+    principal = services.tokens.verify(_token(credentials), kind=SubjectKind.PATIENT)
+    return services.accounts.get(principal.subject)
+
+
+def current_provider(credentials: Credentials, services: ServicesDep) -> Principal:
+    return services.tokens.verify(_token(credentials), kind=SubjectKind.PROVIDER)
+
+
+def require_admin(credentials: Credentials, vault: VaultDep) -> None:
+    expected = vault.settings.admin_token
+    if expected is None:
+        raise AccessDenied("the admin API is disabled (set VAULT_ADMIN_TOKEN)")
+    given = _token(credentials)
+    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+        raise AuthenticationFailed("invalid admin token")
+
+
+CurrentPatient = Annotated[PatientAccount, Depends(current_patient)]
+CurrentProvider = Annotated[Principal, Depends(current_provider)]
+AdminDep = Annotated[None, Depends(require_admin)]

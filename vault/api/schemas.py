@@ -33,22 +33,28 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 class SessionToken(BaseModel):
     token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
     expires_at: int = Field(description="Unix seconds.")
     subject: str
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "record_id": "5d0c2a8e-1f3b-4a51-9a0e-0a8f3b2c1d4e",
-        "resource_type": "Observation",
-        "category": "Observation",
-        "version": 2,
-        "content_type": "application/fhir+json",
-        "created_at": "2026-11-24T03:00:00Z",
-        "updated_at": "2026-11-24T03:05:00Z",
-        "deleted": False,
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "record_id": "5d0c2a8e-1f3b-4a51-9a0e-0a8f3b2c1d4e",
+                    "resource_type": "Observation",
+                    "category": "Observation",
+                    "version": 2,
+                    "content_type": "application/fhir+json",
+                    "created_at": "2026-11-24T03:00:00Z",
+                    "updated_at": "2026-11-24T03:05:00Z",
+                    "deleted": False,
+                }
+            ]
+        }
+    )
 
     record_id: str
     resource_type: str

@@ -78,6 +78,10 @@ class Anchor:
 class AnchorSink(Protocol):
     """Where roots go: the consent registry's anchoring function."""
 
+    def next_audit_sequence(self) -> int:
+        """The first sequence number not anchored yet (the sink is the source of truth)."""
+        ...
+
     def anchor(self, *, root: bytes, first_seq: int, last_seq: int) -> tuple[str, int]:
         """Record the root on chain; return (transaction hash, block number)."""
         ...
@@ -181,9 +185,16 @@ class AuditLog:
             ]
 
     def anchor(self, sink: AnchorSink) -> Anchor | None:
-        """Anchor every entry after the last anchored one. None when there is nothing new."""
+        """Anchor every entry after the last anchored one. None when there is nothing new.
+
+        Where anchoring starts is asked of the sink (the chain), not of the local table:
+        a process that crashed between the anchoring transaction and its local note, or
+        another process anchoring at the same time, cannot make this one skip or repeat
+        a range. A race lost to another process surfaces as the contract's
+        out-of-sequence error.
+        """
+        anchored = sink.next_audit_sequence() - 1
         with self._factory() as session:
-            anchored = session.scalar(select(func.max(AuditAnchorRow.last_seq))) or 0
             newest = session.scalar(select(func.max(AuditEntryRow.seq))) or 0
         if newest <= anchored:
             return None

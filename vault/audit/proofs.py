@@ -8,6 +8,7 @@ range — not with anything the vault says.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from vault.audit import merkle
@@ -29,16 +30,25 @@ class InclusionProof:
         return self.anchor.last_seq - self.anchor.first_seq + 1
 
 
-def proofs_for(log: AuditLog, entries: list[AuditEntry]) -> list[InclusionProof | None]:
-    """A proof for each entry already anchored (None for entries not anchored yet)."""
-    anchors = log.anchors()
+def proofs_for(
+    log: AuditLog, entries: list[AuditEntry], *, anchor_of: Callable[[int], Anchor | None]
+) -> list[InclusionProof | None]:
+    """A proof for each entry already anchored (None for entries not anchored yet).
+
+    ``anchor_of(seq)`` names the anchored range holding ``seq`` — in production it asks
+    the chain, so a proof never rests on the vault's own note of what it anchored.
+    """
+    anchors: list[Anchor] = []
     batches: dict[int, list[bytes]] = {}
     proofs: list[InclusionProof | None] = []
     for entry in entries:
         anchor = next((a for a in anchors if a.first_seq <= entry.seq <= a.last_seq), None)
         if anchor is None:
-            proofs.append(None)
-            continue
+            anchor = anchor_of(entry.seq)
+            if anchor is None:
+                proofs.append(None)
+                continue
+            anchors.append(anchor)
         if anchor.first_seq not in batches:
             batch = log.entries(first=anchor.first_seq, last=anchor.last_seq)
             batches[anchor.first_seq] = [e.leaf for e in batch]

@@ -1,0 +1,305 @@
+"""Providers: sign in with Ethereum, ask for access, read what the chain allows, break glass."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from pydantic import BaseModel, Field
+from web3 import Web3
+
+from vault.access.requests import AccessRequest
+from vault.access.scopes import check_purpose, check_scope, scope_id
+from vault.api.deps import CurrentProvider, ServicesDep
+from vault.api.schemas import ERRORS, Record, RecordWithContent, SessionToken
+from vault.audit.log import AuditEvent
+from vault.auth.tokens import SubjectKind
+from vault.chain import codes
+from vault.chain.eip712 import EmergencyAccessRequest, Signed
+from vault.chain.registry import AccessBasis, ProviderStatus
+from vault.errors import AccessDenied, InvalidInput
+from vault.services import Services, signature_deadline
+
+router = APIRouter(prefix="/provider", tags=["providers"], responses=ERRORS)
+
+Purpose = Annotated[str, Query(max_length=16, description="HL7 PurposeOfUse code, e.g. TREAT")]
+
+
+class Nonce(BaseModel):
+    nonce: str
+    domain: str
+    chain_id: int
+    expires_at: str
+
+
+class SignIn(BaseModel):
+    message: str = Field(max_length=4000, description="An EIP-4361 message with the vault's nonce")
+    signature: str = Field(max_length=200, pattern="^0x[0-9a-fA-F]+$")
+
+
+class AccessRequestIn(BaseModel):
+    patient: str = Field(max_length=64, description="The patient's handle")
+    scope: str = Field(max_length=64, examples=["Observation"], description="'all' or a FHIR type")
+    purpose: str = Field(max_length=16, examples=["TREAT"])
+    duration_seconds: int = Field(ge=60, le=366 * 86400, examples=[86400])
+
+
+class AccessRequestOut(BaseModel):
+    request_id: str
+    patient: str
+    provider: str
+    scope: str
+    purpose: str
+    duration_seconds: int
+    status: str
+    error_code: str | None = None
+    tx_hash: str | None = None
+
+
+class EmergencyIn(BaseModel):
+    scope: str = Field(max_length=64)
+    reason: str = Field(min_length=3, max_length=200)
+    duration_seconds: int = Field(ge=60, le=86400)
+
+
+class EmergencyTerms(BaseModel):
+    typed_data: dict[str, object] = Field(
+        description="EIP-712 typed data to sign with eth_signTypedData_v4"
+    )
+    reason_salt: str = Field(description="Salt of the reason hash; send it back with the signature")
+
+
+class EmergencySigned(EmergencyIn):
+    reason_salt: str = Field(pattern="^0x([0-9a-fA-F]{2}){16,32}$")
+    nonce: int = Field(ge=0)
+    deadline: int = Field(ge=0)
+    signature: str = Field(max_length=200, pattern="^0x[0-9a-fA-F]+$")
+
+
+class EmergencyOpened(BaseModel):
+    tx_hash: str
+    block_number: int
+    expires_at: int
+
+
+@router.get("/nonce", response_model=Nonce, summary="A single-use nonce for Sign-In with Ethereum")
+def nonce(services: ServicesDep) -> Nonce:
+    value, expires = services.signin.new_nonce()
+    return Nonce(
+        nonce=value,
+        domain=services.signin.domain,
+        chain_id=services.signin.chain_id,
+        expires_at=expires.isoformat(),
+    )
+
+
+@router.post(
+    "/sessions",
+    response_model=SessionToken,
+    summary="Sign in (EIP-4361); registered providers only",
+)
+def sign_in(body: SignIn, services: ServicesDep) -> SessionToken:
+    address = services.signin.verify(message=body.message, signature=body.signature)
+    if services.registry.provider_status(address) is not ProviderStatus.ACTIVE:
+        raise AccessDenied("this address is not a registered, active provider")
+    token, expires = services.tokens.issue(SubjectKind.PROVIDER, address)
+    return SessionToken(token=token, expires_at=expires, subject=address)
+
+
+def access_request_out(r: AccessRequest) -> AccessRequestOut:
+    return AccessRequestOut(
+        request_id=r.request_id,
+        patient=r.patient_handle,
+        provider=r.provider,
+        scope=r.scope,
+        purpose=r.purpose,
+        duration_seconds=r.duration_seconds,
+        status=r.status.value,
+        error_code=r.error_code,
+        tx_hash=r.tx_hash,
+    )
+
+
+@router.post(
+    "/requests",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AccessRequestOut,
+    summary="Ask a patient for access",
+)
+def request_access(
+    body: AccessRequestIn, provider: CurrentProvider, services: ServicesDep
+) -> AccessRequestOut:
+    services.accounts.get(body.patient)
+    request = services.requests.create(
+        patient_handle=body.patient,
+        provider=provider.subject,
+        scope=body.scope,
+        purpose=body.purpose,
+        duration_seconds=body.duration_seconds,
+    )
+    return access_request_out(request)
+
+
+@router.get("/requests", response_model=list[AccessRequestOut], summary="My access requests")
+def my_requests(provider: CurrentProvider, services: ServicesDep) -> list[AccessRequestOut]:
+    return [access_request_out(r) for r in services.requests.for_provider(provider.subject)]
+
+
+@router.get(
+    "/patients/{handle}/records",
+    response_model=list[Record],
+    summary="List a patient's records in the scopes the chain allows me",
+)
+def list_patient_records(
+    handle: str,
+    purpose: Purpose,
+    provider: CurrentProvider,
+    services: ServicesDep,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+) -> list[Record]:
+    check_purpose(purpose)
+    account = services.accounts.get(handle)
+    if category is not None:
+        check_scope(category)
+        services.gate.authorize_read(
+            account=account, provider=provider.subject, category=category, purpose=purpose
+        )
+        infos = services.records.list_records(
+            patient_id=account.record_patient_id, category=category
+        )
+        return [Record.of(i) for i in infos]
+    infos = services.records.list_records(patient_id=account.record_patient_id)
+    allowed: dict[str, bool] = {}
+    for info in infos:
+        if info.category not in allowed:
+            basis = services.gate.basis(account, provider.subject, info.category, purpose)
+            allowed[info.category] = basis is not AccessBasis.NONE
+    services.audit.append(
+        AuditEvent(
+            patient_id=handle,
+            actor=provider.subject,
+            action="list",
+            outcome="allowed" if any(allowed.values()) else "denied",
+            scope=",".join(sorted(c for c, ok in allowed.items() if ok))[:64],
+            purpose=purpose,
+        )
+    )
+    if not any(allowed.values()):
+        raise AccessDenied(
+            "no consent on chain for any of this patient's data", details={"purpose": purpose}
+        )
+    return [Record.of(i) for i in infos if allowed[i.category]]
+
+
+@router.get(
+    "/patients/{handle}/records/{record_id}",
+    response_model=RecordWithContent,
+    summary="Read one record while the chain says yes",
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def read_patient_record(
+    handle: str, record_id: str, purpose: Purpose, provider: CurrentProvider, services: ServicesDep
+) -> Response | RecordWithContent:
+    check_purpose(purpose)
+    account = services.accounts.get(handle)
+    info = services.records.get_info(patient_id=account.record_patient_id, record_id=record_id)
+    services.gate.authorize_read(
+        account=account,
+        provider=provider.subject,
+        category=info.category,
+        purpose=purpose,
+        record_id=record_id,
+    )
+    stored = services.records.get_record(patient_id=account.record_patient_id, record_id=record_id)
+    if stored.info.resource_type == "Binary":
+        return Response(stored.content, media_type=stored.content_type)
+    return RecordWithContent(record=Record.of(stored.info), resource=stored.resource())
+
+
+def _emergency_message(
+    services: Services,
+    handle: str,
+    provider: str,
+    body: EmergencyIn,
+    *,
+    salt: bytes,
+    nonce: int,
+    deadline: int,
+) -> EmergencyAccessRequest:
+    account = services.accounts.get(handle)
+    return EmergencyAccessRequest(
+        patient_id=account.chain_patient_id,
+        provider=Web3.to_checksum_address(provider),
+        scope=scope_id(body.scope),
+        reason_hash=codes.reason_hash(body.reason, salt),
+        duration=body.duration_seconds,
+        nonce=nonce,
+        deadline=deadline,
+    )
+
+
+@router.post(
+    "/patients/{handle}/emergency/terms",
+    response_model=EmergencyTerms,
+    summary="Typed data to sign for break-glass access",
+)
+def emergency_terms(
+    handle: str, body: EmergencyIn, provider: CurrentProvider, services: ServicesDep
+) -> EmergencyTerms:
+    check_scope(body.scope)
+    registry = services.registry
+    salt = codes.new_reason_salt()
+    message = _emergency_message(
+        services,
+        handle,
+        provider.subject,
+        body,
+        salt=salt,
+        nonce=registry.nonce_of(provider.subject),
+        deadline=signature_deadline(registry),
+    )
+    return EmergencyTerms(
+        typed_data=message.typed_data(registry.domain), reason_salt="0x" + salt.hex()
+    )
+
+
+@router.post(
+    "/patients/{handle}/emergency",
+    status_code=status.HTTP_201_CREATED,
+    response_model=EmergencyOpened,
+    summary="Open break-glass access (needs the emergency role); the patient sees it at once",
+)
+def open_emergency(
+    handle: str, body: EmergencySigned, provider: CurrentProvider, services: ServicesDep
+) -> EmergencyOpened:
+    check_scope(body.scope)
+    signature = bytes.fromhex(body.signature[2:]) if len(body.signature) % 2 == 0 else b""
+    if len(signature) != 65:
+        raise InvalidInput("signature must be 65 bytes of hex", details={"field": "signature"})
+    message = _emergency_message(
+        services,
+        handle,
+        provider.subject,
+        body,
+        salt=bytes.fromhex(body.reason_salt[2:]),
+        nonce=body.nonce,
+        deadline=body.deadline,
+    )
+    outcome = services.registry.open_emergency_access(Signed(message=message, signature=signature))
+    services.audit.append(
+        AuditEvent(
+            patient_id=handle,
+            actor=provider.subject,
+            action="emergency_open",
+            outcome="allowed",
+            scope=body.scope,
+            purpose="ETREAT",
+            reason=body.reason,
+        )
+    )
+    until = services.registry.emergency_access_until(
+        message.patient_id, provider.subject, message.scope
+    )
+    return EmergencyOpened(
+        tx_hash=outcome.tx_hash, block_number=outcome.block_number, expires_at=until
+    )
