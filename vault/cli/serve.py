@@ -46,6 +46,11 @@ def serve(
         )
         typer.echo(f"database {settings.resolved_database_url}")
         typer.echo(f"serving on http://{settings.host}:{settings.port}")
-        uvicorn.run(create_app(vault), host=settings.host, port=settings.port, log_level="warning")
+        uvicorn.run(
+            create_app(vault, schedule_anchoring=True),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+        )
     finally:
         vault.close()
