@@ -270,10 +270,7 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
      * @param firstSequence Must equal {nextAuditSequence}.
      * @param lastSequence Inclusive, `>= firstSequence`.
      */
-    function anchorAuditRoot(bytes32 root, uint64 firstSequence, uint64 lastSequence)
-        external
-        onlyRole(OPERATOR_ROLE)
-    {
+    function anchorAuditRoot(bytes32 root, uint64 firstSequence, uint64 lastSequence) external onlyRole(OPERATOR_ROLE) {
         if (root == bytes32(0) || lastSequence < firstSequence) {
             revert ConsentRegistryInvalidAnchor(root, firstSequence, lastSequence);
         }
@@ -283,7 +280,10 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
         _nextSequence = lastSequence + 1;
         _anchors.push(
             AuditAnchor({
-                root: root, firstSequence: firstSequence, lastSequence: lastSequence, anchoredAt: uint64(block.timestamp)
+                root: root,
+                firstSequence: firstSequence,
+                lastSequence: lastSequence,
+                anchoredAt: uint64(block.timestamp)
             })
         );
         emit AuditRootAnchored(_anchors.length - 1, root, firstSequence, lastSequence);
@@ -342,11 +342,7 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
     }
 
     /// @notice End of the emergency window for these terms (0 if never opened; may be in the past).
-    function emergencyAccessUntil(bytes32 patientId, address provider, bytes32 scope)
-        external
-        view
-        returns (uint64)
-    {
+    function emergencyAccessUntil(bytes32 patientId, address provider, bytes32 scope) external view returns (uint64) {
         return _emergencies[_emergencyKey(patientId, provider, scope)];
     }
 

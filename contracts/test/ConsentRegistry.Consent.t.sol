@@ -92,7 +92,9 @@ contract ConsentRegistryConsentTest is RegistryTestBase {
         assertEq(c.expiresAt, expiresAt);
         assertEq(c.revokedAt, 0);
         assertTrue(registry.isAllowed(PATIENT, provider, SCOPE, TREAT));
-        assertEq(uint8(registry.accessBasis(PATIENT, provider, SCOPE, TREAT)), uint8(IConsentRegistry.AccessBasis.Consent));
+        assertEq(
+            uint8(registry.accessBasis(PATIENT, provider, SCOPE, TREAT)), uint8(IConsentRegistry.AccessBasis.Consent)
+        );
     }
 
     function test_IsAllowed_HonorsPurpose() public {
@@ -135,8 +137,8 @@ contract ConsentRegistryConsentTest is RegistryTestBase {
         _grant(patientKey, SCOPE, TREAT, _inFuture(ttl));
         vm.warp(block.timestamp + bound(elapsed, 0, 60 days));
         bool atBlock = registry.isAllowed(PATIENT, provider, SCOPE, TREAT);
-        bool atCaller = registry.accessBasisAt(PATIENT, provider, SCOPE, TREAT, callerTime)
-            != IConsentRegistry.AccessBasis.None;
+        bool atCaller =
+            registry.accessBasisAt(PATIENT, provider, SCOPE, TREAT, callerTime) != IConsentRegistry.AccessBasis.None;
         if (!atBlock) assertFalse(atCaller);
         if (callerTime <= block.timestamp) assertEq(atCaller, atBlock);
     }

@@ -74,9 +74,7 @@ contract ConsentRegistrySignaturesTest is RegistryTestBase {
         registry.grantConsent(q, sig);
     }
 
-    function testFuzz_RevertWhen_GrantConsent_OtherDomain(uint256 chainId, address verifying, bool otherChain)
-        public
-    {
+    function testFuzz_RevertWhen_GrantConsent_OtherDomain(uint256 chainId, address verifying, bool otherChain) public {
         IConsentRegistry.GrantRequest memory q = _grantRequest(patientKey, SCOPE, TREAT, _inFuture(1 days));
         bytes memory sig = _sign(patientKey, _otherDomainDigest(_grantHash(q), chainId, verifying, otherChain));
         vm.expectRevert(abi.encodeWithSelector(IConsentRegistry.ConsentRegistryInvalidSignature.selector, patient));
@@ -151,9 +149,7 @@ contract ConsentRegistrySignaturesTest is RegistryTestBase {
         registry.revokeConsent(q, sig);
     }
 
-    function testFuzz_RevertWhen_RevokeConsent_OtherDomain(uint256 chainId, address verifying, bool otherChain)
-        public
-    {
+    function testFuzz_RevertWhen_RevokeConsent_OtherDomain(uint256 chainId, address verifying, bool otherChain) public {
         _grant(patientKey, SCOPE, TREAT, _inFuture(1 days));
         IConsentRegistry.RevokeRequest memory q = _revokeRequest(patientKey, SCOPE, TREAT);
         bytes memory sig = _sign(patientKey, _otherDomainDigest(_revokeHash(q), chainId, verifying, otherChain));
@@ -246,7 +242,8 @@ contract ConsentRegistrySignaturesTest is RegistryTestBase {
     {
         uint256 nextKey = 0xA11CE;
         address next = vm.addr(nextKey);
-        bytes32 digest = _otherDomainDigest(_rotateHash(PATIENT, next, 1, block.timestamp), chainId, verifying, otherChain);
+        bytes32 digest =
+            _otherDomainDigest(_rotateHash(PATIENT, next, 1, block.timestamp), chainId, verifying, otherChain);
         vm.expectRevert(abi.encodeWithSelector(IConsentRegistry.ConsentRegistryInvalidSignature.selector, patient));
         registry.rotateController(PATIENT, next, 1, block.timestamp, _sign(patientKey, digest), _sign(nextKey, digest));
     }
@@ -277,7 +274,9 @@ contract ConsentRegistrySignaturesTest is RegistryTestBase {
         vm.expectRevert(
             abi.encodeWithSelector(IConsentRegistry.ConsentRegistryInvalidSignature.selector, vm.addr(nextKey))
         );
-        registry.rotateController(PATIENT, attacker, nonce, block.timestamp, _sign(patientKey, digest), _sign(0xB0B, digest));
+        registry.rotateController(
+            PATIENT, attacker, nonce, block.timestamp, _sign(patientKey, digest), _sign(0xB0B, digest)
+        );
     }
 
     // ----------------------------------------------------------- registration
@@ -306,7 +305,8 @@ contract ConsentRegistrySignaturesTest is RegistryTestBase {
     {
         address controller = vm.addr(0xC0FFEE);
         bytes32 id = keccak256("patient-2");
-        bytes32 digest = _otherDomainDigest(_registerHash(id, controller, 0, block.timestamp), chainId, verifying, otherChain);
+        bytes32 digest =
+            _otherDomainDigest(_registerHash(id, controller, 0, block.timestamp), chainId, verifying, otherChain);
         vm.expectRevert(abi.encodeWithSelector(IConsentRegistry.ConsentRegistryInvalidSignature.selector, controller));
         vm.prank(admin);
         registry.registerPatient(id, controller, 0, block.timestamp, _sign(0xC0FFEE, digest));

@@ -57,7 +57,8 @@ contract ConsentRegistryInvariantTest is Test {
             for (uint256 v = 0; v < 2; v++) {
                 for (uint256 s = 0; s < 2; s++) {
                     for (uint256 u = 0; u < 2; u++) {
-                        (bytes32 patientId, address provider, bytes32 scope, bytes32 purpose) = handler.tuple(p, v, s, u);
+                        (bytes32 patientId, address provider, bytes32 scope, bytes32 purpose) =
+                            handler.tuple(p, v, s, u);
                         check(patientId, provider, scope, purpose);
                     }
                 }

@@ -188,16 +188,16 @@ abstract contract RegistryTestBase is Test {
     }
 
     /// @dev Rotates (both keys sign); if `revertData` is set, expects exactly that revert.
-    function _rotateExpecting(bytes32 patientId, uint256 currentKey, uint256 newKey, bytes memory revertData)
-        internal
-    {
+    function _rotateExpecting(bytes32 patientId, uint256 currentKey, uint256 newKey, bytes memory revertData) internal {
         address newController = vm.addr(newKey);
         uint256 nonce = registry.nonces(vm.addr(currentKey));
         uint256 deadline = block.timestamp + 1 hours;
         bytes32 digest = _digest(_rotateHash(patientId, newController, nonce, deadline));
         if (revertData.length > 0) vm.expectRevert(revertData);
         vm.prank(relayer);
-        registry.rotateController(patientId, newController, nonce, deadline, _sign(currentKey, digest), _sign(newKey, digest));
+        registry.rotateController(
+            patientId, newController, nonce, deadline, _sign(currentKey, digest), _sign(newKey, digest)
+        );
     }
 
     function _emergencyRequest(bytes32 scope, uint64 duration)
