@@ -105,7 +105,7 @@ class Settings(BaseSettings):
         default=640, ge=160, description="Photos are downscaled to this long side to detect."
     )
     face_min_size: int = Field(
-        default=60, ge=20, description="Smallest face box side (pixels) accepted."
+        default=40, ge=20, description="Smallest face box side (pixels) accepted."
     )
     face_detector_model: str = Field(default="hog", pattern="^(hog|cnn)$")
     face_detector_upsample: int = Field(default=1, ge=0, le=2)
