@@ -11,7 +11,8 @@ from vault import __version__
 from vault.api.errors import install_error_handlers
 from vault.api.limits import RequestSizeLimit
 from vault.api.routes import admin, health, providers, records
-from vault.audit.anchoring import ScheduledAnchoring
+from vault.audit.anchoring import anchor_audit_log
+from vault.housekeeping import Housekeeping, Job
 from vault.runtime import Vault
 from vault.services import Services, build_services
 
@@ -32,22 +33,35 @@ Every error has the shape `{code, message, details}` with a stable machine-reada
 
 
 def create_app(
-    vault: Vault, services: Services | None = None, *, schedule_anchoring: bool = False
+    vault: Vault, services: Services | None = None, *, housekeeping: bool = False
 ) -> FastAPI:
-    services = services or build_services(vault)
-    anchoring = ScheduledAnchoring(
-        audit=services.audit,
-        registry=services.registry,
-        interval=vault.settings.anchor_interval_seconds if schedule_anchoring else 0,
+    """The API over ``vault``; with ``housekeeping``, also the periodic jobs (``vault serve``)."""
+    built = services or build_services(vault)
+    settings = vault.settings
+    jobs = Housekeeping(
+        [
+            Job(
+                "anchor audit log",
+                settings.anchor_interval_seconds,
+                lambda: anchor_audit_log(built.audit, built.registry),
+            ),
+            Job(
+                "sweep blobs of interrupted writes",
+                max(settings.blob_sweep_grace_seconds / 4, 60.0),
+                lambda: built.records.sweep(older_than_seconds=settings.blob_sweep_grace_seconds),
+            ),
+        ]
+        if housekeeping
+        else []
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        anchoring.start()
+        jobs.start()
         try:
             yield
         finally:
-            anchoring.stop()
+            jobs.stop()
 
     app = FastAPI(
         title="Biometric-gated health data vault",
@@ -56,7 +70,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.vault = vault
-    app.state.services = services
+    app.state.services = built
     install_error_handlers(app)
     app.add_middleware(RequestSizeLimit, max_bytes=vault.settings.max_request_bytes)
     for module in (health, records, providers, admin):

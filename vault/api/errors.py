@@ -23,6 +23,9 @@ STATUS_BY_ERROR: list[tuple[type[errors.VaultError], int]] = [
     (errors.AuthenticationFailed, 401),
     (errors.AccessDenied, 403),
     (errors.DependencyUnavailable, 503),
+    # A relayed transaction that failed for no decodable reason: the request stays
+    # pending and retryable, like any other dependency failure.
+    (errors.TransactionFailed, 503),
     (errors.ConfigurationError, 500),
     (errors.ToolchainError, 500),
 ]

@@ -14,6 +14,7 @@ import typer
 from vault.cli.bench import bench_app
 from vault.cli.chain import chain_app
 from vault.cli.doctor import doctor
+from vault.cli.records import import_bundle, keys_app, sweep, verify
 from vault.cli.serve import serve
 from vault.errors import VaultError
 
@@ -24,7 +25,11 @@ app = typer.Typer(
 )
 app.command()(serve)
 app.command()(doctor)
+app.command()(verify)
+app.command("import-bundle")(import_bundle)
+app.command()(sweep)
 app.add_typer(chain_app, name="chain")
+app.add_typer(keys_app, name="keys")
 app.add_typer(bench_app, name="bench")
 
 

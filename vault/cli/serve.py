@@ -47,7 +47,7 @@ def serve(
         typer.echo(f"database {settings.resolved_database_url}")
         typer.echo(f"serving on http://{settings.host}:{settings.port}")
         uvicorn.run(
-            create_app(vault, schedule_anchoring=True),
+            create_app(vault, housekeeping=True),
             host=settings.host,
             port=settings.port,
             log_level="warning",
