@@ -9,9 +9,7 @@ from types import FrameType
 import typer
 import uvicorn
 
-from vault.api.app import create_app
 from vault.config import get_settings
-from vault.runtime import open_vault
 
 
 def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -29,6 +27,11 @@ def serve(
     if port is not None:
         overrides["port"] = port
     settings = get_settings(**overrides)
+    # Imported here: the API stack (siwe's grammar, FHIR models) costs a second or two to
+    # import, which every other `vault` command would pay for nothing.
+    from vault.api.app import create_app
+    from vault.runtime import open_vault
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "alembic", "web3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
