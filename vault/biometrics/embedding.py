@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
+from PIL import Image, ImageFile
 
 from vault.biometrics.capture import CaptureLimits, DecodedPhoto, decode_photo
 from vault.errors import FaceTooSmall, MultipleFaces, NoFace
@@ -77,6 +77,9 @@ class FaceEncoder:
     ) -> None:
         import face_recognition  # heavy (loads dlib models): only when an encoder is built
 
+        # face_recognition switches Pillow to accepting truncated files at import; the
+        # vault refuses them (a half-received photo is an error, not a face).
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
         self._fr: Any = face_recognition
         self.detector = detector or DetectorConfig()
         self.limits = limits or CaptureLimits()

@@ -1,0 +1,75 @@
+"""Failed-verification counting with lockout and exponential backoff, per patient handle.
+
+An attempt is counted as failed *before* the face is compared and forgiven only on a
+match, so parallel attempts cannot slip past the counter. After ``threshold``
+consecutive failures the handle is locked for ``base * 2^(failures - threshold)``
+seconds (capped), and a locked handle is refused without looking at the face. An
+attacker holding a face data set therefore gets about ``threshold`` tries, then one try
+per growing interval: roughly FMR successes per try, few tries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from vault.errors import BiometricLockedOut
+from vault.store.biometric_models import BiometricAttemptRow
+
+
+@dataclass(frozen=True, slots=True)
+class LockoutPolicy:
+    threshold: int = 5
+    base_seconds: float = 30.0
+    max_seconds: float = 86_400.0
+
+    def delay(self, failures: int) -> float:
+        """Seconds to lock after ``failures`` consecutive failures (0 below threshold)."""
+        if failures < self.threshold:
+            return 0.0
+        exponent = min(failures - self.threshold, 40)
+        return float(min(self.max_seconds, self.base_seconds * (2**exponent)))
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    # SQLite returns naive datetimes even for timezone=True columns; they are UTC.
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def begin_attempt(session: Session, *, handle: str, policy: LockoutPolicy, now: datetime) -> None:
+    """Refuse a locked handle, else count this attempt as a failure until it matches.
+
+    Raises :class:`BiometricLockedOut` with ``details['retry_after']`` (seconds).
+    """
+    row = session.get(BiometricAttemptRow, handle, with_for_update=True)
+    if row is None:
+        row = BiometricAttemptRow(handle=handle, consecutive_failures=0)
+        session.add(row)
+    locked_until = _aware(row.locked_until)
+    if locked_until is not None and locked_until > now:
+        retry_after = max(1, int((locked_until - now).total_seconds() + 0.999))
+        raise BiometricLockedOut(
+            "too many failed face verifications; try again later",
+            details={"retry_after": retry_after},
+        )
+    row.consecutive_failures = (row.consecutive_failures or 0) + 1
+    row.last_attempt_at = now
+    delay = policy.delay(row.consecutive_failures)
+    row.locked_until = now + timedelta(seconds=delay) if delay else None
+
+
+def forgive(session: Session, *, handle: str) -> None:
+    """A match: clear the handle's failure count and lock."""
+    row = session.get(BiometricAttemptRow, handle, with_for_update=True)
+    if row is not None:
+        row.consecutive_failures = 0
+        row.locked_until = None
+
+
+def failures(session: Session, *, handle: str) -> int:
+    row = session.get(BiometricAttemptRow, handle)
+    return 0 if row is None else row.consecutive_failures

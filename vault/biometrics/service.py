@@ -1,0 +1,280 @@
+"""Enrollment and 1:1 verification of patients by face, over the template tables.
+
+The public API the web layer calls:
+
+* :meth:`FaceGate.enroll` — 1..5 photos -> a protected template for a new handle;
+* :meth:`FaceGate.reenroll` — replace a handle's template: new κ, new transform, new key;
+* :meth:`FaceGate.verify` — one photo against a claimed handle -> :class:`VerifiedPatient`
+  holding the patient's secp256k1 signing account, in memory only.
+
+Photos and embeddings never leave this call stack: they are not stored, not logged,
+and not put in exceptions.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from sqlalchemy.orm import Session, sessionmaker
+
+from vault.biometrics import lockout
+from vault.biometrics.capture import CaptureLimits
+from vault.biometrics.embedding import DetectorConfig, FaceEmbedding, FaceEncoder
+from vault.biometrics.keys import signing_key
+from vault.biometrics.lockout import LockoutPolicy
+from vault.biometrics.template import (
+    ProtectedTemplate,
+    TemplateParams,
+    enroll,
+    open_template,
+)
+from vault.config import Settings
+from vault.errors import Conflict, EnrollmentRejected, InvalidInput, VerificationFailed
+from vault.store.biometric_models import BiometricTemplateRow
+from vault.store.database import transaction
+
+log = logging.getLogger(__name__)
+
+MAX_ENROLL_PHOTOS = 5
+MAX_HANDLE_LENGTH = 128
+#: Enrollment photos farther apart than this (face_recognition's own same-person
+#: threshold) are refused: one enrollment must not mix two people.
+SAME_PERSON_DISTANCE = 0.6
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollmentResult:
+    handle: str
+    template_id: str
+    generation: int
+    address: str  # the patient's consent-signing address (public)
+    secret_bits: int
+    photos: int
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class VerifiedPatient:
+    """A patient who just matched their face. Holds the signing key: memory only."""
+
+    handle: str
+    template_id: str
+    generation: int
+    account: LocalAccount = field(compare=False)
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    def __repr__(self) -> str:
+        return f"VerifiedPatient(handle={self.handle!r}, address={self.address})"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class FaceGate:
+    """Enroll and verify faces for patient handles. Thread- and process-safe through the DB."""
+
+    def __init__(
+        self,
+        *,
+        session_factory: sessionmaker[Session],
+        pepper: bytes,
+        encoder: FaceEncoder,
+        params: TemplateParams | None = None,
+        policy: LockoutPolicy | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._sessions = session_factory
+        self._pepper = pepper
+        self._encoder = encoder
+        self.params = params or TemplateParams()
+        self.policy = policy or LockoutPolicy()
+        self._clock = clock
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        session_factory: sessionmaker[Session],
+        pepper: bytes,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> FaceGate:
+        encoder = FaceEncoder(
+            DetectorConfig(
+                detect_max_side=settings.face_detect_max_side,
+                min_face_size=settings.face_min_size,
+                model=settings.face_detector_model,
+                upsample=settings.face_detector_upsample,
+            ),
+            CaptureLimits(
+                max_bytes=settings.face_max_photo_bytes, max_pixels=settings.face_max_pixels
+            ),
+        )
+        policy = LockoutPolicy(
+            threshold=settings.face_lockout_threshold,
+            base_seconds=settings.face_lockout_base_seconds,
+            max_seconds=settings.face_lockout_max_seconds,
+        )
+        return cls(
+            session_factory=session_factory,
+            pepper=pepper,
+            encoder=encoder,
+            policy=policy,
+            clock=clock,
+        )
+
+    # --- enrollment -------------------------------------------------------------------
+
+    def enroll(self, handle: str, photos: Sequence[bytes]) -> EnrollmentResult:
+        """Create the first template of ``handle``; :class:`Conflict` if it has one."""
+        return self._enroll(handle, photos, replace=False)
+
+    def reenroll(self, handle: str, photos: Sequence[bytes]) -> EnrollmentResult:
+        """Replace ``handle``'s template: fresh κ, transform and signing key.
+
+        The caller must have authorised this (e.g. a fresh verification or an operator
+        procedure); the old template stops opening as soon as this commits.
+        """
+        return self._enroll(handle, photos, replace=True)
+
+    def _enroll(self, handle: str, photos: Sequence[bytes], *, replace: bool) -> EnrollmentResult:
+        _check_handle(handle)
+        if not 1 <= len(photos) <= MAX_ENROLL_PHOTOS:
+            raise EnrollmentRejected(
+                f"enroll with 1 to {MAX_ENROLL_PHOTOS} photos", details={"photos": len(photos)}
+            )
+        faces = [self._encode(photo, index) for index, photo in enumerate(photos)]
+        vectors = np.stack([face.vector for face in faces])
+        _check_same_person(vectors)
+        template, kappa = enroll(vectors, pepper=self._pepper, bind=handle.encode(), params=self.params)
+        del vectors, faces
+        address = str(Account.from_key(signing_key(kappa, self._pepper)).address)
+        template_id = secrets.token_hex(16)
+        with transaction(self._sessions) as session:
+            row = session.get(BiometricTemplateRow, handle, with_for_update=True)
+            if row is not None and not replace:
+                raise Conflict("this handle is already enrolled; re-enroll instead")
+            generation = 1 if row is None else row.generation + 1
+            if row is None:
+                row = BiometricTemplateRow(handle=handle)
+                session.add(row)
+            _store(
+                row,
+                template,
+                template_id=template_id,
+                generation=generation,
+                address=address,
+                enrolled_at=self._clock(),
+            )
+            lockout.forgive(session, handle=handle)
+        log.info("face enrolled handle=%s generation=%d photos=%d", handle, generation, len(photos))
+        return EnrollmentResult(
+            handle=handle,
+            template_id=template_id,
+            generation=generation,
+            address=address,
+            secret_bits=self.params.secret_bits,
+            photos=len(photos),
+        )
+
+    # --- verification -----------------------------------------------------------------
+
+    def verify(self, handle: str, photo: bytes) -> VerifiedPatient:
+        """1:1: does ``photo`` open ``handle``'s template?
+
+        Raises :class:`BiometricLockedOut` (too many failures; nothing else is looked at),
+        capture errors (``no_face``...; these count as failed attempts too), and
+        :class:`VerificationFailed` — the same for an unknown handle and a wrong face.
+        """
+        _check_handle(handle)
+        with transaction(self._sessions) as session:
+            lockout.begin_attempt(session, handle=handle, policy=self.policy, now=self._clock())
+            row = session.get(BiometricTemplateRow, handle)
+            template = None if row is None else _load(row)
+            meta = None if row is None else (row.template_id, row.generation)
+        face = self._encode(photo, 0)
+        kappa = None
+        if template is not None:
+            opened = open_template(template, pepper=self._pepper, bind=handle.encode())
+            kappa = opened.recover(face.vector[None, :])[0][0]
+        del face
+        if kappa is None or meta is None:
+            log.info("face verification failed handle=%s", handle)
+            raise VerificationFailed("the face does not match this patient")
+        with transaction(self._sessions) as session:
+            current = session.get(BiometricTemplateRow, handle)
+            if current is None or current.template_id != meta[0]:
+                # Re-enrolled while we were comparing: the old template must not open.
+                raise VerificationFailed("the face does not match this patient")
+            lockout.forgive(session, handle=handle)
+        account: LocalAccount = Account.from_key(signing_key(kappa, self._pepper))
+        log.info("face verified handle=%s generation=%d", handle, meta[1])
+        return VerifiedPatient(
+            handle=handle, template_id=meta[0], generation=meta[1], account=account
+        )
+
+    def failed_attempts(self, handle: str) -> int:
+        with self._sessions() as session:
+            return lockout.failures(session, handle=handle)
+
+    def _encode(self, photo: bytes, index: int) -> FaceEmbedding:
+        try:
+            return self._encoder.encode(photo)
+        except InvalidInput as exc:
+            exc.details.setdefault("photo_index", index)
+            raise
+
+
+def _check_handle(handle: str) -> None:
+    if not handle or len(handle) > MAX_HANDLE_LENGTH or not handle.isprintable():
+        raise InvalidInput("patient handle must be 1-128 printable characters")
+
+
+def _check_same_person(vectors: np.ndarray) -> None:
+    if len(vectors) < 2:
+        return
+    gaps = np.linalg.norm(vectors[:, None, :] - vectors[None, :, :], axis=-1)
+    if float(gaps.max()) > SAME_PERSON_DISTANCE:
+        raise EnrollmentRejected("the enrollment photos do not show the same person")
+
+
+def _store(
+    row: BiometricTemplateRow,
+    template: ProtectedTemplate,
+    *,
+    template_id: str,
+    generation: int,
+    address: str,
+    enrolled_at: datetime,
+) -> None:
+    row.template_id = template_id
+    row.generation = generation
+    row.scheme = template.scheme
+    row.params = template.params.encode()
+    row.salt = template.salt
+    row.commitment = template.commitment
+    row.helper_nonce = template.helper_nonce
+    row.helper_ciphertext = template.helper_ciphertext
+    row.signing_address = address
+    row.enrolled_at = enrolled_at
+
+
+def _load(row: BiometricTemplateRow) -> ProtectedTemplate:
+    return ProtectedTemplate(
+        scheme=row.scheme,
+        params=TemplateParams.decode(row.params),
+        salt=row.salt,
+        commitment=row.commitment,
+        helper_nonce=row.helper_nonce,
+        helper_ciphertext=row.helper_ciphertext,
+    )

@@ -1,0 +1,44 @@
+"""Tables of the biometric gate: protected templates and failed-attempt counters.
+
+A template row holds only what ``vault.biometrics.template.ProtectedTemplate`` holds:
+a salt, a keyed commitment of κ, and AES-GCM-sealed helper data. No embedding, no
+image, no bit string of a face.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from vault.store.models import Base, utcnow
+
+
+class BiometricTemplateRow(Base):
+    """The current protected template of one patient handle (re-enrollment replaces it)."""
+
+    __tablename__ = "biometric_templates"
+
+    handle: Mapped[str] = mapped_column(String(128), primary_key=True)
+    template_id: Mapped[str] = mapped_column(String(32), unique=True)
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    scheme: Mapped[str] = mapped_column(String(64))
+    params: Mapped[str] = mapped_column(String(64))
+    salt: Mapped[bytes] = mapped_column(LargeBinary(16))
+    commitment: Mapped[bytes] = mapped_column(LargeBinary(32))
+    helper_nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
+    helper_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    signing_address: Mapped[str] = mapped_column(String(42))
+    enrolled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class BiometricAttemptRow(Base):
+    """Failed verification counter of one handle (known or not: no enumeration oracle)."""
+
+    __tablename__ = "biometric_attempts"
+
+    handle: Mapped[str] = mapped_column(String(128), primary_key=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
