@@ -76,6 +76,23 @@ class VerifiedPatient:
         return f"VerifiedPatient(handle={self.handle!r}, address={self.address})"
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class PreparedEnrollment:
+    """A template and its signing key, built but not stored. Memory only."""
+
+    handle: str
+    template: ProtectedTemplate
+    account: LocalAccount = field(compare=False)
+    photos: int = 1
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    def __repr__(self) -> str:
+        return f"PreparedEnrollment(handle={self.handle!r}, address={self.address})"
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -137,7 +154,7 @@ class FaceGate:
 
     def enroll(self, handle: str, photos: Sequence[bytes]) -> EnrollmentResult:
         """Create the first template of ``handle``; :class:`Conflict` if it has one."""
-        return self._enroll(handle, photos, replace=False)
+        return self.commit(self.prepare(handle, photos), replace=False)
 
     def reenroll(self, handle: str, photos: Sequence[bytes]) -> EnrollmentResult:
         """Replace ``handle``'s template: fresh κ, transform and signing key.
@@ -145,9 +162,14 @@ class FaceGate:
         The caller must have authorised this (e.g. a fresh verification or an operator
         procedure); the old template stops opening as soon as this commits.
         """
-        return self._enroll(handle, photos, replace=True)
+        return self.commit(self.prepare(handle, photos), replace=True)
 
-    def _enroll(self, handle: str, photos: Sequence[bytes], *, replace: bool) -> EnrollmentResult:
+    def prepare(self, handle: str, photos: Sequence[bytes]) -> PreparedEnrollment:
+        """Build a template and its signing key in memory, storing nothing yet.
+
+        The web layer registers (or rotates) the key on chain between :meth:`prepare`
+        and :meth:`commit`, so the stored template never names a key the chain refused.
+        """
         _check_handle(handle)
         if not 1 <= len(photos) <= MAX_ENROLL_PHOTOS:
             raise EnrollmentRejected(
@@ -156,9 +178,19 @@ class FaceGate:
         faces = [self._encode(photo, index) for index, photo in enumerate(photos)]
         vectors = np.stack([face.vector for face in faces])
         _check_same_person(vectors)
-        template, kappa = enroll(vectors, pepper=self._pepper, bind=handle.encode(), params=self.params)
+        template, kappa = enroll(
+            vectors, pepper=self._pepper, bind=handle.encode(), params=self.params
+        )
         del vectors, faces
-        address = str(Account.from_key(signing_key(kappa, self._pepper)).address)
+        account: LocalAccount = Account.from_key(signing_key(kappa, self._pepper))
+        return PreparedEnrollment(
+            handle=handle, template=template, account=account, photos=len(photos)
+        )
+
+    def commit(self, prepared: PreparedEnrollment, *, replace: bool) -> EnrollmentResult:
+        """Store a prepared template (replacing the handle's current one if ``replace``)."""
+        handle = prepared.handle
+        address = prepared.address
         template_id = secrets.token_hex(16)
         with transaction(self._sessions) as session:
             row = session.get(BiometricTemplateRow, handle, with_for_update=True)
@@ -170,22 +202,32 @@ class FaceGate:
                 session.add(row)
             _store(
                 row,
-                template,
+                prepared.template,
                 template_id=template_id,
                 generation=generation,
                 address=address,
                 enrolled_at=self._clock(),
             )
             lockout.forgive(session, handle=handle)
-        log.info("face enrolled handle=%s generation=%d photos=%d", handle, generation, len(photos))
+        log.info(
+            "face enrolled handle=%s generation=%d photos=%d", handle, generation, prepared.photos
+        )
         return EnrollmentResult(
             handle=handle,
             template_id=template_id,
             generation=generation,
             address=address,
             secret_bits=self.params.secret_bits,
-            photos=len(photos),
+            photos=prepared.photos,
         )
+
+    def forget(self, handle: str) -> None:
+        """Delete ``handle``'s template and attempt counters (account deletion)."""
+        with transaction(self._sessions) as session:
+            row = session.get(BiometricTemplateRow, handle)
+            if row is not None:
+                session.delete(row)
+            lockout.forgive(session, handle=handle)
 
     # --- verification -----------------------------------------------------------------
 
