@@ -324,3 +324,9 @@ class UnknownAuditSequence(ConsentRejected, NotFound):
     """No anchor covers this audit sequence number yet."""
 
     code = "unknown_audit_sequence"
+
+
+class TemplateCorrupt(VaultError):
+    """A stored template failed authentication (tampered with, or moved to another handle)."""
+
+    code = "template_corrupt"

@@ -70,14 +70,25 @@ class KeyedProjection:
 
     matrix: FloatArray  # (rows, 128), already divided by σ_w
     frequency: float
+    kind: str = "sin"
 
     @classmethod
-    def build(cls, key: bytes, rows: NDArray[np.int64], frequency: float) -> KeyedProjection:
+    def build(
+        cls, key: bytes, rows: NDArray[np.int64], frequency: float, kind: str = "sin"
+    ) -> KeyedProjection:
         w = keyed_rows(key, rows)
         spread = np.sqrt(np.sum((w @ population.COVARIANCE) * w, axis=1))
-        return cls(matrix=w / spread[:, None], frequency=frequency)
+        return cls(matrix=w / spread[:, None], frequency=frequency, kind=kind)
 
     def soft(self, embeddings: FloatArray) -> FloatArray:
-        """Soft bits in [-1, 1] (…, rows); the bit is 1 where the value is negative."""
-        values: FloatArray = np.sin(self.frequency * (normalise(embeddings) @ self.matrix.T))
+        """Soft bits (…, rows); the bit is 1 where the value is negative.
+
+        ``sin``: values in [-1, 1]. ``sign`` (SimHash, measured for comparison): the
+        projection in population standard deviations, clipped to [-3, 3].
+        """
+        projected = normalise(embeddings) @ self.matrix.T
+        if self.kind == "sign":
+            clipped: FloatArray = np.clip(projected, -3.0, 3.0)
+            return clipped
+        values: FloatArray = np.sin(self.frequency * projected)
         return values

@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from vault.biometrics import keys
 from vault.biometrics.codes import BLOCK_BITS, ReedSolomon, rm_decode_soft, rm_encode
 from vault.biometrics.quantizer import KeyedProjection
-from vault.errors import EnrollmentRejected, VaultError
+from vault.errors import EnrollmentRejected, TemplateCorrupt
 
 FloatArray = NDArray[np.float64]
 SCHEME = "fc-sinlsh-rm7-rs/v1"
@@ -46,6 +46,8 @@ class TemplateParams:
     message_symbols: int = 8  # RS dimension k: κ has 8k bits
     frequency: float = 2.0  # ω of sin(ω w·z / σ_w)
     oversample: int = 2  # candidate projections per kept bit (reliable-bit selection)
+    quantizer: str = "sin"  # "sin" (shipped) or "sign" (SimHash, for comparison)
+    soft: bool = True  # soft-decision decoding (False: the probe's bits are rounded first)
 
     @property
     def bits(self) -> int:
@@ -60,12 +62,23 @@ class TemplateParams:
         return self.bits * self.oversample
 
     def encode(self) -> str:
-        return f"{self.blocks}:{self.message_symbols}:{self.frequency!r}:{self.oversample}"
+        return ":".join(
+            [
+                str(self.blocks),
+                str(self.message_symbols),
+                repr(self.frequency),
+                str(self.oversample),
+                self.quantizer,
+                "soft" if self.soft else "hard",
+            ]
+        )
 
     @classmethod
     def decode(cls, text: str) -> TemplateParams:
-        blocks, symbols, frequency, oversample = text.split(":")
-        return cls(int(blocks), int(symbols), float(frequency), int(oversample))
+        blocks, symbols, frequency, oversample, quantizer, soft = text.split(":")
+        if quantizer not in ("sin", "sign") or soft not in ("soft", "hard"):
+            raise ValueError("unknown template parameters")
+        return cls(int(blocks), int(symbols), float(frequency), int(oversample), quantizer, soft == "soft")
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -81,12 +94,6 @@ class ProtectedTemplate:
 
     def __repr__(self) -> str:
         return f"ProtectedTemplate({self.scheme}, {self.params.encode()})"
-
-
-class TemplateCorrupt(VaultError):
-    """The helper data failed authentication (tampered, or moved to another handle)."""
-
-    code = "template_corrupt"
 
 
 @dataclass(slots=True)
@@ -107,6 +114,8 @@ class OpenedTemplate:
         benchmark draw the protected DET curve below the code's own operating point.
         """
         soft = self.projection.soft(np.atleast_2d(embeddings))
+        if not self.template.params.soft:
+            soft = np.where(soft < 0, -1.0, 1.0)
         signed = soft * (1.0 - 2.0 * self.offset.astype(np.float64))[None, :]
         symbols, _margin = rm_decode_soft(signed)
         messages, ok, _errors = self.code.decode(symbols)
@@ -154,12 +163,13 @@ def enroll(
     transform_key = keys.transform_key(pepper, salt)
 
     candidates = np.arange(params.candidates, dtype=np.int64)
-    projection = KeyedProjection.build(transform_key, candidates, params.frequency)
+    projection = KeyedProjection.build(transform_key, candidates, params.frequency, params.quantizer)
     soft = projection.soft(emb).mean(axis=0)
     # Reliable-bit selection: keep the rows whose averaged soft bit is most decisive,
     # then shuffle them so block membership says nothing about reliability rank.
     keep = np.argsort(-np.abs(soft), kind="stable")[: params.bits]
-    order = np.array(sorted(range(len(keep)), key=lambda _: secrets.randbits(64)))
+    order_seed = keys.hkdf(transform_key, info=b"vault/biometrics/row-order/v1")
+    order = np.random.default_rng(int.from_bytes(order_seed, "big")).permutation(len(keep))
     rows = np.sort(keep)[order]
     bits = (soft[rows] < 0).astype(np.uint8)
 
@@ -195,7 +205,7 @@ def open_template(template: ProtectedTemplate, *, pepper: bytes, bind: bytes) ->
     rows = np.frombuffer(helper[:row_bytes], dtype="<u2").astype(np.int64)
     offset = np.unpackbits(np.frombuffer(helper[row_bytes:], dtype=np.uint8))[: params.bits]
     projection = KeyedProjection.build(
-        keys.transform_key(pepper, template.salt), rows, params.frequency
+        keys.transform_key(pepper, template.salt), rows, params.frequency, params.quantizer
     )
     return OpenedTemplate(
         template=template,
