@@ -11,11 +11,14 @@ import time
 from dataclasses import dataclass
 
 from vault.access.accounts import PatientAccounts
+from vault.access.consents import ConsentDesk
+from vault.access.enrollment import PatientEnrollment
 from vault.access.gate import ConsentGate
 from vault.access.requests import AccessRequestBook
 from vault.audit.log import AuditLog
 from vault.auth.siwe_login import ProviderSignIn
 from vault.auth.tokens import TokenIssuer
+from vault.biometrics.service import FaceGate
 from vault.chain.compiler import load_artifact
 from vault.chain.registry import ConsentRegistryClient
 from vault.crypto.secret_files import load_or_create_secret
@@ -43,6 +46,8 @@ class Services:
     records: RecordService
     registry: ConsentRegistryClient
     gate: ConsentGate
+    consents: ConsentDesk
+    enrollment: PatientEnrollment
 
 
 def build_services(vault: Vault) -> Services:
@@ -61,10 +66,28 @@ def build_services(vault: Vault) -> Services:
         chain_id=settings.chain_id,
     )
     audit = AuditLog(session_factory=factory)
+    accounts = PatientAccounts(session_factory=factory)
+    requests = AccessRequestBook(session_factory=factory)
+    records = RecordService(
+        session_factory=factory,
+        blobs=blob_store(settings),
+        keyring=keyring_source(settings),
+        limits=RecordLimits.from_settings(settings),
+    )
+    consents = ConsentDesk(registry=registry, requests=requests, audit=audit)
+    enrollment = PatientEnrollment(
+        faces=FaceGate.from_settings(settings, session_factory=factory, pepper=pepper),
+        registry=registry,
+        records=records,
+        accounts=accounts,
+        consents=consents,
+        audit=audit,
+        pepper=pepper,
+    )
     return Services(
         pepper=pepper,
-        accounts=PatientAccounts(session_factory=factory),
-        requests=AccessRequestBook(session_factory=factory),
+        accounts=accounts,
+        requests=requests,
         audit=audit,
         tokens=TokenIssuer(
             key=load_or_create_secret(settings.resolved_token_key_file),
@@ -76,12 +99,9 @@ def build_services(vault: Vault) -> Services:
             chain_id=settings.chain_id,
             nonce_ttl_seconds=settings.siwe_nonce_ttl_seconds,
         ),
-        records=RecordService(
-            session_factory=factory,
-            blobs=blob_store(settings),
-            keyring=keyring_source(settings),
-            limits=RecordLimits.from_settings(settings),
-        ),
+        records=records,
         registry=registry,
         gate=ConsentGate(registry=registry, audit=audit),
+        consents=consents,
+        enrollment=enrollment,
     )

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from vault import __version__
 from vault.api.errors import install_error_handlers
 from vault.api.limits import RequestSizeLimit
-from vault.api.routes import admin, health, providers, records
+from vault.api.routes import admin, health, patients, providers, records
 from vault.audit.anchoring import anchor_audit_log
 from vault.housekeeping import Housekeeping, Job
 from vault.runtime import Vault
@@ -73,6 +73,6 @@ def create_app(
     app.state.services = built
     install_error_handlers(app)
     app.add_middleware(RequestSizeLimit, max_bytes=vault.settings.max_request_bytes)
-    for module in (health, records, providers, admin):
+    for module in (health, patients, records, providers, admin):
         app.include_router(module.router)
     return app
