@@ -38,7 +38,9 @@ def test_not_an_image(encoder: FaceEncoder) -> None:
     assert _code(lambda: encoder.encode(b"")) == "invalid_image"
 
 
-def test_other_image_formats_are_refused(encoder: FaceEncoder, photo: Callable[[str], bytes]) -> None:
+def test_other_image_formats_are_refused(
+    encoder: FaceEncoder, photo: Callable[[str], bytes]
+) -> None:
     gif = _encode(Image.open(io.BytesIO(photo(SMALL))), "GIF")
     assert _code(lambda: encoder.encode(gif)) == "invalid_image"
 
@@ -79,7 +81,14 @@ def test_face_too_small(photo: Callable[[str], bytes]) -> None:
     assert info.value.details["face_pixels"] < 200
 
 
-@pytest.mark.parametrize("orientation, rotate", [(6, Image.Transpose.ROTATE_90), (8, Image.Transpose.ROTATE_270), (3, Image.Transpose.ROTATE_180)])
+@pytest.mark.parametrize(
+    "orientation, rotate",
+    [
+        (6, Image.Transpose.ROTATE_90),
+        (8, Image.Transpose.ROTATE_270),
+        (3, Image.Transpose.ROTATE_180),
+    ],
+)
 def test_exif_orientation_is_honoured(
     encoder: FaceEncoder,
     photo: Callable[[str], bytes],
@@ -99,7 +108,10 @@ def test_exif_orientation_is_honoured(
 
 @pytest.mark.parametrize("mode", ["L", "LA", "RGBA", "P", "I;16", "CMYK"])
 def test_modes(
-    encoder: FaceEncoder, photo: Callable[[str], bytes], embed: Callable[[str], np.ndarray], mode: str
+    encoder: FaceEncoder,
+    photo: Callable[[str], bytes],
+    embed: Callable[[str], np.ndarray],
+    mode: str,
 ) -> None:
     base = Image.open(io.BytesIO(photo(SMALL))).convert("RGB")
     if mode == "I;16":
@@ -144,7 +156,9 @@ def test_large_photo_is_downscaled_before_detection(
     assert best(big) < 6 * best(small) + 0.1
 
 
-def test_embedding_never_prints_its_values(encoder: FaceEncoder, photo: Callable[[str], bytes]) -> None:
+def test_embedding_never_prints_its_values(
+    encoder: FaceEncoder, photo: Callable[[str], bytes]
+) -> None:
     face = encoder.encode(photo(SMALL))
     text = repr(face) + str(face)
     assert "hidden" in text

@@ -62,7 +62,11 @@ def test_wrong_face_and_unknown_handle_fail_alike(gate: FaceGate, photo: Photo) 
 
 
 def test_reenrollment_gives_new_kappa_and_key_and_old_template_stops_opening(
-    gate: FaceGate, photo: Photo, sessions: sessionmaker[Session], pepper: bytes, encoder: FaceEncoder
+    gate: FaceGate,
+    photo: Photo,
+    sessions: sessionmaker[Session],
+    pepper: bytes,
+    encoder: FaceEncoder,
 ) -> None:
     first = gate.enroll("patient-1", _obama(photo))
     with sessions() as session:
@@ -82,7 +86,9 @@ def test_reenrollment_gives_new_kappa_and_key_and_old_template_stops_opening(
     assert gate.verify("patient-1", photo("people/obama/obama2.jpg")).address == second.address
 
 
-def test_verification_racing_a_reenrollment_fails(gate: FaceGate, photo: Photo, pepper: bytes) -> None:
+def test_verification_racing_a_reenrollment_fails(
+    gate: FaceGate, photo: Photo, pepper: bytes
+) -> None:
     gate.enroll("patient-1", _obama(photo))
     original = gate._encoder.encode  # re-enroll in the middle of a verification
 
@@ -105,7 +111,7 @@ def test_enrollment_refusals(gate: FaceGate, photo: Photo) -> None:
     with pytest.raises(EnrollmentRejected):  # two people in one enrollment
         gate.enroll("patient-1", [photo(OBAMA_PROBE), photo(OTHERS[0])])
     with pytest.raises(NoFace) as info:
-        gate.enroll("patient-1", [photo(OBAMA_PROBE), b"\x89PNG" + b"\x00" * 10][:1] + [_blank()])
+        gate.enroll("patient-1", [photo(OBAMA_PROBE), _blank()])
     assert info.value.details["photo_index"] == 1
 
 
@@ -166,7 +172,9 @@ def test_no_embedding_or_image_bytes_in_database_blobs_or_logs(
     pepper = load_or_create_secret(settings.resolved_pepper_file)
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
-    gate = FaceGate.from_settings(settings, session_factory=make_session_factory(engine), pepper=pepper)
+    gate = FaceGate.from_settings(
+        settings, session_factory=make_session_factory(engine), pepper=pepper
+    )
     photos = [*_obama(photo), photo(OBAMA_PROBE), photo(OTHERS[0])]
     caplog.set_level(logging.DEBUG)
     gate.enroll("patient-1", photos[:3])
@@ -175,7 +183,9 @@ def test_no_embedding_or_image_bytes_in_database_blobs_or_logs(
         gate.verify("patient-1", photos[4])
     engine.dispose()
     vectors = [encoder.encode(p).vector for p in photos]
-    stores = [f for f in settings.resolved_data_dir.rglob("*") if f.is_file() and "secrets" not in f.parts]
+    stores = [
+        f for f in settings.resolved_data_dir.rglob("*") if f.is_file() and "secrets" not in f.parts
+    ]
     assert any(f.name.startswith("vault.db") for f in stores)
     haystacks = [f.read_bytes() for f in stores] + [caplog.text.encode()]
     for needle in _needles(photos, vectors):
@@ -184,7 +194,9 @@ def test_no_embedding_or_image_bytes_in_database_blobs_or_logs(
     assert "patient-1" in caplog.text  # the logs do say what happened
 
 
-def test_template_row_opens_only_with_its_handle(gate: FaceGate, photo: Photo, sessions: sessionmaker[Session], pepper: bytes) -> None:
+def test_template_row_opens_only_with_its_handle(
+    gate: FaceGate, photo: Photo, sessions: sessionmaker[Session], pepper: bytes
+) -> None:
     gate.enroll("patient-1", _obama(photo))
     gate.enroll("patient-2", [photo(OTHERS[0])])
     with sessions.begin() as session:
@@ -192,7 +204,11 @@ def test_template_row_opens_only_with_its_handle(gate: FaceGate, photo: Photo, s
         two = session.get(BiometricTemplateRow, "patient-2")
         assert one is not None and two is not None
         # An operator swapping helper data between rows gains nothing: it fails to open.
-        two.helper_ciphertext, two.helper_nonce, two.salt = one.helper_ciphertext, one.helper_nonce, one.salt
+        two.helper_ciphertext, two.helper_nonce, two.salt = (
+            one.helper_ciphertext,
+            one.helper_nonce,
+            one.salt,
+        )
         two.commitment = one.commitment
     with pytest.raises(Exception) as info:
         gate.verify("patient-2", photo(OBAMA_PROBE))

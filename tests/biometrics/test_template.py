@@ -72,14 +72,20 @@ def _xor_attack_links(offset_a: np.ndarray, offset_b: np.ndarray, params: Templa
     return bool(ok[0])
 
 
-def test_xor_of_helper_data_links_only_under_a_reused_transform(embed: Embed, pepper: bytes) -> None:
+def test_xor_of_helper_data_links_only_under_a_reused_transform(
+    embed: Embed, pepper: bytes
+) -> None:
     params = TemplateParams()
     # Control: with the transform reused (same salt, no reliable-bit selection), the
     # attack works — it is a real attack, and the per-enrollment transform is what stops it.
     salt, plain = b"\x01" * 16, TemplateParams(oversample=1)
     same_a, _ = _enroll(embed, pepper, OBAMA_ENROLL, salt=salt, params=plain)
     same_b, _ = _enroll(
-        embed, pepper, (OBAMA_PROBE, "obama-1080p.jpg", "people/obama/obama2.jpg"), salt=salt, params=plain
+        embed,
+        pepper,
+        (OBAMA_PROBE, "obama-1080p.jpg", "people/obama/obama2.jpg"),
+        salt=salt,
+        params=plain,
     )
     assert _xor_attack_links(_offset(same_a, pepper), _offset(same_b, pepper), plain)
     # The vault: every enrollment has a fresh keyed transform, so the attack fails even
@@ -104,7 +110,11 @@ def test_enrollments_share_no_stored_value(embed: Embed, pepper: bytes) -> None:
 
 def test_no_wolf_mean_face_or_majority_bits(embed: Embed, pepper: bytes) -> None:
     everyone = (OBAMA_PROBE, *OTHERS, "alex-lacamoire.png", "people/biden/biden2.jpg")
-    for enrolled, person in ((OBAMA_ENROLL, "obama"), ((OTHERS[1],), "john"), ((OTHERS[2],), "rose")):
+    for enrolled, person in (
+        (OBAMA_ENROLL, "obama"),
+        ((OTHERS[1],), "john"),
+        ((OTHERS[2],), "rose"),
+    ):
         crowd = np.stack([embed(n) for n in everyone if person not in n])
         template, _ = _enroll(embed, pepper, enrolled)
         opened = open_template(template, pepper=pepper, bind=b"patient-1")
@@ -124,7 +134,9 @@ def test_bits_are_unbiased_over_the_population() -> None:
     # Faces drawn from the population model (mean and covariance fitted on lfw-dev).
     rng = np.random.default_rng(3)
     unit = rng.multivariate_normal(population.MEAN, population.COVARIANCE, size=4000)
-    projection = KeyedProjection.build(keys.transform_key(b"p" * 32, b"s" * 16), np.arange(2048), 2.0)
+    projection = KeyedProjection.build(
+        keys.transform_key(b"p" * 32, b"s" * 16), np.arange(2048), 2.0
+    )
     ones = (projection.soft(unit) < 0).mean(axis=0)
     assert abs(float(ones.mean()) - 0.5) < 0.01
     assert float(np.abs(ones - 0.5).mean()) < 0.05

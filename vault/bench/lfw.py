@@ -91,7 +91,8 @@ class EmbeddingTable:
         return i is not None and self.status[i] == "ok"
 
     def vector(self, key: str) -> NDArray[np.float64]:
-        return self.vectors[self.index[key]]
+        row: NDArray[np.float64] = self.vectors[self.index[key]]
+        return row
 
 
 def _cache_name(lfw: Path, detector: DetectorConfig) -> str:

@@ -4,7 +4,7 @@ The population statistics (mean and covariance of L2-normalised face_recognition
 embeddings) centre the features so that the template's bits are unbiased. They are
 fitted on lfw-dev only — never on the held-back LFW folds. Run:
 
-    python -m vault.bench.population_fit --lfw ../shared/faces/lfw-dev
+    python -m vault.bench.population_fit ../shared/faces/lfw-dev
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ import base64
 
 import numpy as np
 
-_MEAN = "{mean}"
+_MEAN = (
+{mean}
+)
 _COVARIANCE = (
 {cov}
 )
@@ -45,17 +47,20 @@ def render(vectors: np.ndarray) -> str:
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     mean = unit.mean(axis=0)
     cov = np.cov((unit - mean).T).astype("<f4")
-    cov_b64 = base64.b64encode(cov.tobytes()).decode()
-    lines = "\n".join(f'    "{cov_b64[i : i + 88]}"' for i in range(0, len(cov_b64), 88))
     return TEMPLATE.format(
         count=len(vectors),
-        mean=base64.b64encode(mean.astype("<f8").tobytes()).decode(),
-        cov=lines,
+        mean=_wrapped(base64.b64encode(mean.astype("<f8").tobytes()).decode()),
+        cov=_wrapped(base64.b64encode(cov.tobytes()).decode()),
     )
 
 
-def main(lfw: Path = typer.Option(..., exists=True), cache_dir: Path = Path("build/bench/faces")) -> None:
-    table, _ = load_or_extract(lfw, cache_dir, DetectorConfig(policy="central"))
+def _wrapped(text: str) -> str:
+    return "\n".join(f'    "{text[i : i + 88]}"' for i in range(0, len(text), 88))
+
+
+def main(lfw: str, cache_dir: str = "build/bench/faces") -> None:
+    """Refit the population statistics from the lfw-dev folder ``lfw``."""
+    table, _ = load_or_extract(Path(lfw), Path(cache_dir), DetectorConfig(policy="central"))
     ok = np.array([s == "ok" for s in table.status])
     out = Path(__file__).resolve().parent.parent / "biometrics" / "population.py"
     out.write_text(render(table.vectors[ok]))

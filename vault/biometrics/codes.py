@@ -104,7 +104,8 @@ class ReedSolomon:
         w = np.asarray(words, dtype=np.int64)
         logs = LOG[w][:, None, :] + self._syndrome_exp[None, :, :]
         terms = np.where(w[:, None, :] == 0, 0, EXP[logs % 255])
-        return np.bitwise_xor.reduce(terms, axis=2)
+        out: IntArray = np.bitwise_xor.reduce(terms, axis=2)
+        return out
 
     def decode(self, words: IntArray) -> tuple[IntArray, NDArray[np.bool_], IntArray]:
         """Correct up to ``t`` symbol errors in each row of ``words`` (W, n).
@@ -122,7 +123,9 @@ class ReedSolomon:
         terms = np.where(
             lam[:, :, None] == 0,
             0,
-            EXP[(LOG[lam][:, :, None] + np.arange(width)[None, :, None] * inv[None, None, :]) % 255],
+            EXP[
+                (LOG[lam][:, :, None] + np.arange(width)[None, :, None] * inv[None, None, :]) % 255
+            ],
         )
         values = np.bitwise_xor.reduce(terms, axis=1)  # (W, n)
         is_root = values == 0
@@ -148,7 +151,8 @@ class ReedSolomon:
         width = poly.shape[1]
         exps = (np.arange(width)[None, :, None] * inv_powers[None, None, :]) % 255
         terms = np.where(poly[:, :, None] == 0, 0, EXP[(LOG[poly][:, :, None] + exps) % 255])
-        return np.bitwise_xor.reduce(terms, axis=1)
+        out: IntArray = np.bitwise_xor.reduce(terms, axis=1)
+        return out
 
     def _berlekamp_massey(self, synd: IntArray) -> tuple[IntArray, IntArray]:
         count, nsym = synd.shape
@@ -196,7 +200,8 @@ def rm_encode(symbols: IntArray) -> NDArray[np.uint8]:
     rows = h[sym & 0x7F]  # ±1
     signs = np.where(sym & 0x80, -1.0, 1.0)[..., None]
     bits = (rows * signs < 0).astype(np.uint8)
-    return bits.reshape(*sym.shape[:-1], sym.shape[-1] * BLOCK_BITS)
+    out: NDArray[np.uint8] = bits.reshape(*sym.shape[:-1], sym.shape[-1] * BLOCK_BITS)
+    return out
 
 
 def rm_decode_soft(soft: FloatArray) -> tuple[IntArray, FloatArray]:

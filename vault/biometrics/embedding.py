@@ -89,7 +89,9 @@ class FaceEncoder:
         decoded = decode_photo(photo, self.limits)
         return self.encode_decoded(decoded, started=started)
 
-    def encode_decoded(self, decoded: DecodedPhoto, *, started: float | None = None) -> FaceEmbedding:
+    def encode_decoded(
+        self, decoded: DecodedPhoto, *, started: float | None = None
+    ) -> FaceEmbedding:
         started = time.perf_counter() if started is None else started
         cfg = self.detector
         pixels, scale = _downscale(decoded.pixels, cfg.detect_max_side)
@@ -102,7 +104,9 @@ class FaceEncoder:
         usable = [i for i, box in enumerate(boxes) if box.side >= cfg.min_face_size]
         if cfg.policy == "central":
             height, width = pixels.shape[:2]
-            chosen = min(range(len(locations)), key=lambda i: _off_centre(locations[i], width, height))
+            chosen = min(
+                range(len(locations)), key=lambda i: _off_centre(locations[i], width, height)
+            )
         else:
             if len(usable) > 1:
                 raise MultipleFaces(

@@ -9,7 +9,24 @@ import base64
 
 import numpy as np
 
-_MEAN = "GR9sCpo+sb9h5J/pFJquP8GOMreutKM/Dn+IBQYDn7+uvqiC+zOxv+JqlqhCa4i/DkytmBrQg79QXKArim2zv1cD20tGnbk/9JDUOnmApr9jgpo/7nPBPy3+0rm7q5q/jdGi6t7sxb9+1OSDte6cv3UkLguDjZW/rkJHeZABtj9987FqTqi6v5dio+CjTLa/5ArE8PU7tb8oJeBTnTetv/i8yphV1Yk/257Eq3ZkmD+LGjeFZriWP4Fr/A1eM4s/3NVSHeQ9ub+//WkufDfLv0vsJu4l/6m/1MlqhBktsL+HYJB38neiP//ZJN7vHbC/MgCoHDEvjD/LFrEF2WekPyA1Y8qPAcC/chdmgWTfo78zCTpeVmOUP336Su2YQ6c/O9W14TGVor/TY3SWDFipv0uO4wr968I/KbWJBrCWgj9rGOgX5ha/v/ZxgKplc4Q/sKk9XAZVoz/qOyxvmjHGP/m+DQ6zK8I/ZyqTiRfmWj8n3JcTgrWQP4WGxum/Y6m/iNEGx/AptT9OmWSTmZbHv0L7j7EVHaI/ZDELyewPuj+0V3MxtGq0P7FyHjl6i6o/jeYn+TVorz9A87xw+725v0SSYzhpho8/W/W08rEYuT/mDTdW9qjAv+UhwLQI+6k/k3XraSmsqj/HT+9s6KGwv9elLwahl5m/zfJkdKFXm7/GH2O+N667P8vHzavSDrA/tXyb/CJvsL/dcHlxDyi4v76eGBEUz70/THSTpQsCub9IF1rnmyqev4Sb3h1ijKs/E4NIDmnvsL8xsINwPJW9v9dOEF1cace/cF8zC+Hqmj8Qfz6uis3QP9jdWtdcKbc/A2ocT/fTvr8v3ksbkhSFP+MbGp1Zl6m/e2GVnyjVhr87UhGHu8aYPy/1S/TAnpc/0BpU0Diuq7+bOAYglRqivy+D0wHlhLC/uP11aTJ4kT8Jp38u4C/BPyFxMOoWQJG/1FkALlCUjr8Mi220gWPDP3c9r8at54A/wuMTJpnfe78TzyGNerSdPx7B4KZ/baE/g0aBF8frtL+RJfGAkSx7v9f1vUHBMbS/hQDGBKjxgr9SqdU9/cmgP7eLIVZXV7K/Q0Q7sNWagD/oI+oSTYKuP07RJkp3cr+/cAWsj+JbvT8G5rbOaEuOv2qW16qyj5K/U7oH5wQKgL/0/C7IJXaQvyhZJKAUpay/W6Aj9XU3cD/r/fhdb8G+P+oPjR/hWsa/0vHJEP/Lwj9qSjdpQRu/P3aAZVpuISM/vk66BVOktz+AnymFEW2nPyGhxrjLoKQ/O/kEa4ixSL+GdJrg4WZnvzCwMdTqh7e/s5ttXqpCs78zg5ybcUeWP7GSodpSBpK/lUhlXKgzkD9HeFu8baqaPw=="
+_MEAN = (
+    "GR9sCpo+sb9h5J/pFJquP8GOMreutKM/Dn+IBQYDn7+uvqiC+zOxv+JqlqhCa4i/DkytmBrQg79QXKArim2zv1cD"
+    "20tGnbk/9JDUOnmApr9jgpo/7nPBPy3+0rm7q5q/jdGi6t7sxb9+1OSDte6cv3UkLguDjZW/rkJHeZABtj9987Fq"
+    "Tqi6v5dio+CjTLa/5ArE8PU7tb8oJeBTnTetv/i8yphV1Yk/257Eq3ZkmD+LGjeFZriWP4Fr/A1eM4s/3NVSHeQ9"
+    "ub+//WkufDfLv0vsJu4l/6m/1MlqhBktsL+HYJB38neiP//ZJN7vHbC/MgCoHDEvjD/LFrEF2WekPyA1Y8qPAcC/"
+    "chdmgWTfo78zCTpeVmOUP336Su2YQ6c/O9W14TGVor/TY3SWDFipv0uO4wr968I/KbWJBrCWgj9rGOgX5ha/v/Zx"
+    "gKplc4Q/sKk9XAZVoz/qOyxvmjHGP/m+DQ6zK8I/ZyqTiRfmWj8n3JcTgrWQP4WGxum/Y6m/iNEGx/AptT9OmWST"
+    "mZbHv0L7j7EVHaI/ZDELyewPuj+0V3MxtGq0P7FyHjl6i6o/jeYn+TVorz9A87xw+725v0SSYzhpho8/W/W08rEY"
+    "uT/mDTdW9qjAv+UhwLQI+6k/k3XraSmsqj/HT+9s6KGwv9elLwahl5m/zfJkdKFXm7/GH2O+N667P8vHzavSDrA/"
+    "tXyb/CJvsL/dcHlxDyi4v76eGBEUz70/THSTpQsCub9IF1rnmyqev4Sb3h1ijKs/E4NIDmnvsL8xsINwPJW9v9dO"
+    "EF1cace/cF8zC+Hqmj8Qfz6uis3QP9jdWtdcKbc/A2ocT/fTvr8v3ksbkhSFP+MbGp1Zl6m/e2GVnyjVhr87UhGH"
+    "u8aYPy/1S/TAnpc/0BpU0Diuq7+bOAYglRqivy+D0wHlhLC/uP11aTJ4kT8Jp38u4C/BPyFxMOoWQJG/1FkALlCU"
+    "jr8Mi220gWPDP3c9r8at54A/wuMTJpnfe78TzyGNerSdPx7B4KZ/baE/g0aBF8frtL+RJfGAkSx7v9f1vUHBMbS/"
+    "hQDGBKjxgr9SqdU9/cmgP7eLIVZXV7K/Q0Q7sNWagD/oI+oSTYKuP07RJkp3cr+/cAWsj+JbvT8G5rbOaEuOv2qW"
+    "16qyj5K/U7oH5wQKgL/0/C7IJXaQvyhZJKAUpay/W6Aj9XU3cD/r/fhdb8G+P+oPjR/hWsa/0vHJEP/Lwj9qSjdp"
+    "QRu/P3aAZVpuISM/vk66BVOktz+AnymFEW2nPyGhxrjLoKQ/O/kEa4ixSL+GdJrg4WZnvzCwMdTqh7e/s5ttXqpC"
+    "s78zg5ybcUeWP7GSodpSBpK/lUhlXKgzkD9HeFu8baqaPw=="
+)
 _COVARIANCE = (
     "zGW4OnXvs7izEh25CGQDOUDwjzm9lcQ4aFiQuMTnmbgP/tW3FLt9uFYacDgWAZ63oKPfuCG857jX1pw46UoduYvN"
     "sDf2AV85YN2GueuSMTgYu1K50FhcuIjKdjlhjMa5wvk7t78P3DeRKr+4mE8OuFjoBzkZFU+42HADuKhoDThzrka2"

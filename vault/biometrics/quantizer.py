@@ -1,8 +1,8 @@
 """Embedding -> keyed, unbiased soft bits (the binarization of the fuzzy commitment).
 
-Each bit is ``sin(ω · (w · z) / σ_w) < 0`` where ``z`` is the L2-normalised embedding
+Each bit is ``sin(ω · (w · z) / sigma_w) < 0`` where ``z`` is the L2-normalised embedding
 minus the population mean, ``w`` a row of the enrollment's keyed Gaussian matrix and
-``σ_w`` the population spread of ``w · z``. Why this shape (measured on lfw-dev, see
+``sigma_w`` the population spread of ``w · z``. Why this shape (measured on lfw-dev, see
 docs/biometrics.md):
 
 * signs of centred projections (SimHash) are unbiased but track the *angle* between
@@ -68,7 +68,7 @@ def keyed_rows(key: bytes, rows: NDArray[np.int64]) -> FloatArray:
 class KeyedProjection:
     """Selected rows of one enrollment's keyed transform, scaled to unit population spread."""
 
-    matrix: FloatArray  # (rows, 128), already divided by σ_w
+    matrix: FloatArray  # (rows, 128), already divided by sigma_w
     frequency: float
     kind: str = "sin"
 

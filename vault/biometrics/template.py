@@ -44,7 +44,7 @@ class TemplateParams:
 
     blocks: int = 32  # RS code length n: one RM(1,7) block (128 bits) per RS symbol
     message_symbols: int = 8  # RS dimension k: κ has 8k bits
-    frequency: float = 2.0  # ω of sin(ω w·z / σ_w)
+    frequency: float = 2.0  # ω of sin(ω w·z / sigma_w)
     oversample: int = 2  # candidate projections per kept bit (reliable-bit selection)
     quantizer: str = "sin"  # "sin" (shipped) or "sign" (SimHash, for comparison)
     soft: bool = True  # soft-decision decoding (False: the probe's bits are rounded first)
@@ -78,7 +78,9 @@ class TemplateParams:
         blocks, symbols, frequency, oversample, quantizer, soft = text.split(":")
         if quantizer not in ("sin", "sign") or soft not in ("soft", "hard"):
             raise ValueError("unknown template parameters")
-        return cls(int(blocks), int(symbols), float(frequency), int(oversample), quantizer, soft == "soft")
+        return cls(
+            int(blocks), int(symbols), float(frequency), int(oversample), quantizer, soft == "soft"
+        )
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -163,7 +165,9 @@ def enroll(
     transform_key = keys.transform_key(pepper, salt)
 
     candidates = np.arange(params.candidates, dtype=np.int64)
-    projection = KeyedProjection.build(transform_key, candidates, params.frequency, params.quantizer)
+    projection = KeyedProjection.build(
+        transform_key, candidates, params.frequency, params.quantizer
+    )
     soft = projection.soft(emb).mean(axis=0)
     # Reliable-bit selection: keep the rows whose averaged soft bit is most decisive,
     # then shuffle them so block membership says nothing about reliability rank.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import typer
 
 bench_app = typer.Typer(help="Measure accuracy and speed; print figures.", no_args_is_help=True)
@@ -25,3 +28,38 @@ def store(
     from vault.bench.store import run_from_cli
 
     run_from_cli(typer.echo, fhir_dir=fhir_dir, records=records, samples=samples, work_dir=work_dir)
+
+
+@bench_app.command("faces")
+def faces(
+    lfw: str = typer.Option(..., help="lfw-dev folder (never copied into the repository)."),
+    out: str = typer.Option("build/bench/faces", help="Cache and DET curve folder."),
+    construction: str = typer.Option("shipped", help="shipped, simhash-hard, sin-soft..."),
+    impostors: int = typer.Option(150_000, min=100_000, help="Protocol A impostor attempts."),
+    workers: int = typer.Option(2, min=1),
+    no_cache: bool = typer.Option(False, help="Re-extract embeddings."),
+    params: str = typer.Option("", help="Override: blocks:k:freq:oversample:quantizer:soft"),
+) -> None:
+    """Protected template vs unprotected face_recognition on LFW (protocols A and B)."""
+    from rich.progress import Progress
+
+    from vault.bench.faces import CONSTRUCTIONS, BenchConfig, render, run
+    from vault.biometrics.template import TemplateParams
+
+    if construction not in CONSTRUCTIONS:
+        raise typer.BadParameter(f"choose one of {', '.join(CONSTRUCTIONS)}")
+    if not (Path(lfw) / "pairs.txt").is_file():
+        raise typer.BadParameter("--lfw must be a folder with pairs.txt and images/")
+    config = BenchConfig(Path(lfw), Path(out), construction, impostors, workers, not no_cache)
+    if params:
+        config.params = TemplateParams.decode(params)
+        config.construction = params.replace(":", "_")
+    with Progress() as progress:
+
+        def factory(label: str, total: int) -> Callable[[int], None]:
+            task = progress.add_task(label, total=total)
+            return lambda n: progress.advance(task, n)
+
+        report = run(config, progress_factory=factory)
+    for line in render(report):
+        typer.echo(line)
