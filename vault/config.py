@@ -81,7 +81,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8400
     admin_token: SecretStr | None = Field(
-        default=None, description="Bearer token of the admin API; empty disables it."
+        default=None,
+        description="Bearer token of the admin API; unset: generated in data/secrets/admin.token.",
     )
     token_key_file: Path | None = None
     session_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
@@ -156,6 +157,10 @@ class Settings(BaseSettings):
     @property
     def resolved_pepper_file(self) -> Path:
         return self.pepper_file or self.secrets_dir / "pepper.key"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.secrets_dir / "admin.token"
 
     @property
     def resolved_token_key_file(self) -> Path:

@@ -38,6 +38,7 @@ def signature_deadline(registry: ConsentRegistryClient, ttl: int = SIGNATURE_TTL
 @dataclass
 class Services:
     pepper: bytes
+    admin_token: bytes
     accounts: PatientAccounts
     requests: AccessRequestBook
     audit: AuditLog
@@ -84,8 +85,14 @@ def build_services(vault: Vault) -> Services:
         audit=audit,
         pepper=pepper,
     )
+    admin_token = (
+        settings.admin_token.get_secret_value().encode()
+        if settings.admin_token is not None
+        else load_or_create_secret(settings.admin_token_file).hex().encode()
+    )
     return Services(
         pepper=pepper,
+        admin_token=admin_token,
         accounts=accounts,
         requests=requests,
         audit=audit,

@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from vault.access.accounts import PatientAccount
 from vault.auth.tokens import Principal, SubjectKind
-from vault.errors import AccessDenied, AuthenticationFailed
+from vault.errors import AuthenticationFailed
 from vault.runtime import Vault
 from vault.services import Services
 
@@ -50,12 +50,10 @@ def current_provider(credentials: Credentials, services: ServicesDep) -> Princip
     return services.tokens.verify(_token(credentials), kind=SubjectKind.PROVIDER)
 
 
-def require_admin(credentials: Credentials, vault: VaultDep) -> None:
-    expected = vault.settings.admin_token
-    if expected is None:
-        raise AccessDenied("the admin API is disabled (set VAULT_ADMIN_TOKEN)")
+def require_admin(credentials: Credentials, services: ServicesDep) -> None:
+    """The operator's bearer token: VAULT_ADMIN_TOKEN, or the hex in data/secrets/admin.token."""
     given = _token(credentials)
-    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+    if not hmac.compare_digest(given.encode(), services.admin_token):
         raise AuthenticationFailed("invalid admin token")
 
 
