@@ -13,6 +13,7 @@ import typer
 
 from vault.cli.bench import bench_app
 from vault.cli.chain import chain_app
+from vault.cli.demo import demo
 from vault.cli.doctor import doctor
 from vault.cli.records import import_bundle, keys_app, sweep, verify
 from vault.cli.serve import serve
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.command()(serve)
 app.command()(doctor)
+app.command()(demo)
 app.command()(verify)
 app.command("import-bundle")(import_bundle)
 app.command()(sweep)
