@@ -86,6 +86,8 @@ class ConsentDesk:
         request = self._own_request(account, request_id)
         if key.address != account.controller:
             raise AccessDenied("the face-derived key is not this patient's current key")
+        # Claim first: a denied or granted request must never reach the chain.
+        request = self._requests.claim_for_approval(request_id)
         expires_at = max(int(self._clock()), self._registry.chain_time()) + request.duration_seconds
         try:
             signed = self._registry.sign_grant(
@@ -97,8 +99,9 @@ class ConsentDesk:
                 expires_at=expires_at,
             )
             outcome = self._registry.grant_consent(signed)
-        except VaultError as exc:
-            self._requests.note_failure(request_id, error_code=exc.code)
+        except BaseException as exc:
+            code = exc.code if isinstance(exc, VaultError) else "internal_error"
+            self._requests.note_failure(request_id, error_code=code)
             raise
         granted = self._requests.mark_granted(
             request_id, tx_hash=outcome.tx_hash, expires_at=datetime.fromtimestamp(expires_at, UTC)

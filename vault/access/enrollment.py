@@ -26,7 +26,7 @@ from vault.access.consents import ConsentDesk
 from vault.audit.log import AuditEvent, AuditLog
 from vault.biometrics.service import FaceGate
 from vault.chain.registry import ConsentRegistryClient
-from vault.errors import AccessDenied
+from vault.errors import AccessDenied, NotFound, VerificationFailed
 from vault.records.service import RecordService
 
 
@@ -75,9 +75,17 @@ class PatientEnrollment:
         return KeyChange(handle, prepared.address, outcome.tx_hash)
 
     def verify(self, handle: str, photo: bytes) -> LocalAccount:
-        """The patient's consent key after a fresh 1:1 match (memory only)."""
-        self._accounts.get(handle)
-        return self._faces.verify(handle, photo).account
+        """The patient's consent key after a fresh 1:1 match (memory only).
+
+        An unknown or deleted handle fails exactly like a wrong face (and counts towards
+        the lockout), so the API does not reveal which handles exist.
+        """
+        verified = self._faces.verify(handle, photo)
+        try:
+            self._accounts.get(handle)
+        except NotFound as exc:
+            raise VerificationFailed("the face does not match this patient") from exc
+        return verified.account
 
     def reenroll(
         self, account: PatientAccount, current: LocalAccount, photos: Sequence[bytes]

@@ -1,9 +1,12 @@
 """Providers' access requests and their life cycle.
 
-``pending`` -> ``granted`` only after the grant's transaction receipt; ``pending`` ->
-``denied`` by the patient. A relayed transaction that fails or is dropped leaves the
-request ``pending`` (with the last error code noted) so it can be retried; transitions
-are conditional UPDATEs, so two processes deciding the same request cannot both win.
+``pending`` -> ``approving`` (claimed before the grant is relayed) -> ``granted`` only
+after the grant's receipt; ``pending`` -> ``denied`` by the patient. A relayed transaction
+that fails or is dropped puts the request back to ``pending`` (with the error code noted)
+so it can be retried; a process that died while ``approving`` leaves a request that can
+be approved again (re-granting the same terms on chain is harmless) but no longer denied
+(its grant may be on chain). Transitions are conditional UPDATEs, so two processes
+deciding the same request cannot both win.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ MAX_DURATION = timedelta(days=366)
 
 class RequestStatus(StrEnum):
     PENDING = "pending"
+    APPROVING = "approving"
     GRANTED = "granted"
     DENIED = "denied"
 
@@ -127,40 +131,57 @@ class AccessRequestBook:
                 _request(r) for r in session.scalars(query.order_by(AccessRequestRow.created_at))
             ]
 
-    def _decide(self, request_id: str, **values: object) -> AccessRequest:
+    def _move(
+        self, request_id: str, *, from_: tuple[RequestStatus, ...], **values: object
+    ) -> AccessRequest:
         with self._factory() as session, session.begin():
             result = session.execute(
                 update(AccessRequestRow)
                 .where(
                     AccessRequestRow.request_id == request_id,
-                    AccessRequestRow.status == RequestStatus.PENDING.value,
+                    AccessRequestRow.status.in_([s.value for s in from_]),
                 )
-                .values(decided_at=self._clock(), **values)
+                .values(**values)
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise Conflict("the access request is no longer pending")
         return self.get(request_id)
 
-    def mark_granted(self, request_id: str, *, tx_hash: str, expires_at: datetime) -> AccessRequest:
-        return self._decide(
+    def claim_for_approval(self, request_id: str) -> AccessRequest:
+        """Mark the request ``approving`` before its grant is relayed (Conflict if decided)."""
+        return self._move(
             request_id,
+            from_=(RequestStatus.PENDING, RequestStatus.APPROVING),
+            status=RequestStatus.APPROVING.value,
+        )
+
+    def mark_granted(self, request_id: str, *, tx_hash: str, expires_at: datetime) -> AccessRequest:
+        return self._move(
+            request_id,
+            from_=(RequestStatus.APPROVING,),
             status=RequestStatus.GRANTED.value,
+            decided_at=self._clock(),
             tx_hash=tx_hash,
             expires_at=expires_at,
             error_code=None,
         )
 
     def mark_denied(self, request_id: str) -> AccessRequest:
-        return self._decide(request_id, status=RequestStatus.DENIED.value)
+        return self._move(
+            request_id,
+            from_=(RequestStatus.PENDING,),
+            status=RequestStatus.DENIED.value,
+            decided_at=self._clock(),
+        )
 
     def note_failure(self, request_id: str, *, error_code: str) -> None:
-        """Remember why the last attempt failed; the request stays pending (retryable)."""
+        """The relayed grant failed: back to ``pending`` (retryable), with the reason."""
         with self._factory() as session, session.begin():
             session.execute(
                 update(AccessRequestRow)
                 .where(
                     AccessRequestRow.request_id == request_id,
-                    AccessRequestRow.status == RequestStatus.PENDING.value,
+                    AccessRequestRow.status == RequestStatus.APPROVING.value,
                 )
-                .values(error_code=error_code)
+                .values(status=RequestStatus.PENDING.value, error_code=error_code)
             )

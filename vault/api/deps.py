@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from vault.access.accounts import PatientAccount
 from vault.auth.tokens import Principal, SubjectKind
-from vault.errors import AuthenticationFailed
+from vault.errors import AuthenticationFailed, NotFound
 from vault.runtime import Vault
 from vault.services import Services
 
@@ -43,7 +43,11 @@ def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
 
 def current_patient(credentials: Credentials, services: ServicesDep) -> PatientAccount:
     principal = services.tokens.verify(_token(credentials), kind=SubjectKind.PATIENT)
-    return services.accounts.get(principal.subject)
+    try:
+        return services.accounts.get(principal.subject)
+    except NotFound as exc:
+        # A deleted account's tokens die with it.
+        raise AuthenticationFailed("invalid or expired session token") from exc
 
 
 def current_provider(credentials: Credentials, services: ServicesDep) -> Principal:

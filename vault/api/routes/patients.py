@@ -287,10 +287,11 @@ async def reenroll(
     return Reenrolled(handle=patient.handle, address=renewed.address, tx_hash=renewed.tx_hash)
 
 
-@router.delete(
-    "/patient",
+@router.post(
+    "/patient/delete",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete my account with a fresh photo: revoke every consent, shred every record",
+    description="A POST (not DELETE) because it carries the step-up photo in its body.",
 )
 async def delete_account(patient: CurrentPatient, services: ServicesDep, photo: Photo) -> Response:
     key = services.enrollment.verify(patient.handle, await _read_photo(photo))

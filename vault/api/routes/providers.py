@@ -238,6 +238,17 @@ def _emergency_message(
     )
 
 
+def _jsonable(value: object) -> object:
+    """Typed data as JSON: bytes become 0x-hex, which EIP-712 signers accept for bytesN."""
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
 @router.post(
     "/patients/{handle}/emergency/terms",
     response_model=EmergencyTerms,
@@ -259,7 +270,8 @@ def emergency_terms(
         deadline=signature_deadline(registry),
     )
     return EmergencyTerms(
-        typed_data=message.typed_data(registry.domain), reason_salt="0x" + salt.hex()
+        typed_data=_jsonable(message.typed_data(registry.domain)),  # type: ignore[arg-type]
+        reason_salt="0x" + salt.hex(),
     )
 
 
