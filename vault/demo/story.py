@@ -9,7 +9,6 @@ every proof against the chain. Each step prints what happened; any surprise rais
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -273,8 +272,8 @@ def _describe(resource: dict[str, Any]) -> str:
     values = [_quantity(p["valueQuantity"]) for p in parts if p.get("valueQuantity")]
     shown = " / ".join(values) or "(no value)"
     when = resource.get("effectiveDateTime", "")
-    text = f"{resource.get('resourceType')}: {name} = {shown} {when}".strip()
-    return text if len(text) <= 110 else json.dumps(resource)[:110] + "..."
+    name = name if len(name) <= 50 else name[:47] + "..."
+    return f"{resource.get('resourceType')}: {name} = {shown} {when}".strip()
 
 
 def _quantity(q: dict[str, Any]) -> str:
