@@ -126,3 +126,23 @@ def test_placeholder_secret_is_refused(operator_env: dict[str, str]) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("error[configuration_error]")
     assert "Traceback" not in result.stderr
+
+
+def test_operator_registers_a_provider_and_anchors(served: tuple[str, dict[str, str]]) -> None:
+    base, env = served
+    address = "0x" + "12" * 20
+    added = run_vault(["providers", "add", address, "--emergency"], env)
+    assert added.returncode == 0, added.stderr
+    assert "active, emergency role" in added.stdout
+    removed = run_vault(["providers", "remove", address], env)
+    assert removed.returncode == 0 and "inactive" in removed.stdout
+    bad = run_vault(["providers", "add", "0x12"], env)
+    assert bad.returncode == 2 and bad.stderr.startswith("error[invalid_input]")
+    assert run_vault(["audit", "anchor"], env).stdout.strip() == "nothing new to anchor"
+    # The admin API answers to the generated admin token.
+    token = (Path(env["VAULT_DATA_DIR"]) / "secrets" / "admin.token").read_text().strip()
+    reply = httpx.get(f"{base}/admin/providers/{address}", headers={"Authorization": f"Bearer {token}"})
+    assert reply.status_code == 200 and reply.json()["status"] == "inactive"
+    assert httpx.get(f"{base}/admin/providers/{address}").status_code == 401
+    verified = run_vault(["audit", "verify"], env)
+    assert verified.returncode == 0 and "intact" in verified.stdout

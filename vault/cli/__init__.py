@@ -15,6 +15,7 @@ from vault.cli.bench import bench_app
 from vault.cli.chain import chain_app
 from vault.cli.demo import demo
 from vault.cli.doctor import doctor
+from vault.cli.operator import audit_app, providers_app
 from vault.cli.records import import_bundle, keys_app, sweep, verify
 from vault.cli.serve import serve
 from vault.errors import VaultError
@@ -32,6 +33,8 @@ app.command("import-bundle")(import_bundle)
 app.command()(sweep)
 app.add_typer(chain_app, name="chain")
 app.add_typer(keys_app, name="keys")
+app.add_typer(providers_app, name="providers")
+app.add_typer(audit_app, name="audit")
 app.add_typer(bench_app, name="bench")
 
 
