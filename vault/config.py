@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     anchor_interval_seconds: float = Field(
         default=60.0, ge=0, description="Anchor the audit log this often (0: only on demand)."
     )
+    bench_endpoints: bool = Field(
+        default=False,
+        description="Mount /bench/bare, the no-checks baseline of `vault bench api`; not for use.",
+    )
 
     # --- biometrics ------------------------------------------------------------------
     face_max_photo_bytes: int = Field(default=15_000_000, gt=0, description="Largest photo.")

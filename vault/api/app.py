@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from vault import __version__
 from vault.api.errors import install_error_handlers
 from vault.api.limits import RequestSizeLimit
-from vault.api.routes import admin, health, patients, providers, records
+from vault.api.routes import admin, bench, health, patients, providers, records
 from vault.audit.anchoring import anchor_audit_log
 from vault.housekeeping import Housekeeping, Job
 from vault.runtime import Vault
@@ -75,4 +75,6 @@ def create_app(
     app.add_middleware(RequestSizeLimit, max_bytes=vault.settings.max_request_bytes)
     for module in (health, patients, records, providers, admin):
         app.include_router(module.router)
+    if settings.bench_endpoints:
+        app.include_router(bench.router)
     return app

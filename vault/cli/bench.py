@@ -63,3 +63,30 @@ def faces(
         report = run(config, progress_factory=factory)
     for line in render(report):
         typer.echo(line)
+
+
+@bench_app.command("api")
+def api(
+    url: str = typer.Option(
+        None,
+        help="The running vault (default: http://VAULT_HOST:VAULT_PORT); needs "
+        "VAULT_BENCH_ENDPOINTS=true.",
+    ),
+    requests: int = typer.Option(2000, min=10, help="Most requests per endpoint and concurrency."),
+    seconds: float = typer.Option(10.0, min=1.0, help="Most seconds per endpoint and concurrency."),
+) -> None:
+    """Enforced provider read vs a bare endpoint at concurrency 1, 8, 32; revoke-to-deny lag."""
+    from vault.bench.api import run
+    from vault.config import get_settings
+    from vault.demo.client import admin_token
+    from vault.demo.story import SampleData
+
+    settings = get_settings()
+    run(
+        base_url=url or f"http://{settings.host}:{settings.port}",
+        admin_token=admin_token(settings),
+        sample=SampleData.under(settings.project_root / "sample_data"),
+        requests=requests,
+        seconds=seconds,
+        echo=typer.echo,
+    )

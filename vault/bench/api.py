@@ -1,0 +1,368 @@
+"""``vault bench api``: the cost of enforcement, and the revoke-to-deny lag, over loopback.
+
+Against a running vault started with ``VAULT_BENCH_ENDPOINTS=true``:
+
+1. Setup through the API (as ``vault demo`` does): a patient enrolls, stores one
+   Observation; the operator registers a fresh provider; it signs in, asks, the patient
+   approves with a photo.
+2. At concurrency 1, 8 and 32, the authorized provider read
+   ``GET /provider/patients/{h}/records/{id}?purpose=TREAT`` (token, consent check on chain
+   at the latest block, decrypt, audit append) and ``GET /bench/bare?size=N`` (the same
+   number of bytes through the same HTTP stack with no checks at all), each for at most
+   ``requests`` requests or ``seconds`` seconds.
+3. Under load (8 readers), the patient revokes; every read that *starts* after the
+   revoke's response (which the vault sends after the receipt) must be refused. The lag is
+   reported in blocks: the revoke's block and the chain head at the next read.
+
+The load client is a minimal HTTP/1.1 keep-alive client on asyncio streams (one
+connection per concurrent client) so that the client's own CPU, which shares the
+machine's cores with the server, weighs as little as possible on both figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from eth_account import Account
+
+from vault.demo.client import VaultApi, bearer, photo_files
+from vault.demo.story import SampleData
+from vault.errors import VaultError
+
+Echo = Callable[[str], None]
+CONCURRENCY = (1, 8, 32)
+LAG_READERS = 8
+OBSERVATION = {
+    "resourceType": "Observation",
+    "status": "final",
+    "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
+    "valueQuantity": {"value": 72, "unit": "beats/minute"},
+}
+
+
+class BenchEndpointsOff(VaultError):
+    """The vault does not serve ``/bench/bare``: start it with ``VAULT_BENCH_ENDPOINTS=true``."""
+
+    code = "bench_endpoints_off"
+
+
+class RevokeNotEnforced(VaultError):
+    """A read that started after the revoke's receipt was allowed."""
+
+    code = "revoke_not_enforced"
+
+
+@dataclass
+class Cell:
+    """One endpoint at one concurrency: latencies of successful requests, others counted."""
+
+    label: str
+    concurrency: int
+    latencies: list[float] = field(default_factory=list)
+    failures: int = 0
+    elapsed: float = 0.0
+
+    @property
+    def throughput(self) -> float:
+        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
+
+    def percentile_ms(self, q: float) -> float:
+        """Nearest-rank percentile, in milliseconds."""
+        if not self.latencies:
+            return math.nan
+        ordered = sorted(self.latencies)
+        return 1000 * ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str
+    port: int
+    request: bytes  # the raw HTTP/1.1 request, sent as is on a keep-alive connection
+
+    @classmethod
+    def get(cls, base_url: str, path: str, token: str | None = None) -> Target:
+        url = httpx.URL(base_url)
+        host, port = url.host, url.port or 80
+        lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Accept: */*"]
+        if token:
+            lines.append(f"Authorization: Bearer {token}")
+        return cls(host, port, ("\r\n".join(lines) + "\r\n\r\n").encode())
+
+
+@dataclass
+class Read:
+    started: float
+    status: int
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> int:
+    """One request/response on a keep-alive connection; the status code."""
+    writer.write(request)
+    status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionError("the server closed the connection")
+    status = int(status_line.split()[1])
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+        elif name.strip().lower() == b"transfer-encoding":
+            raise ConnectionError("chunked responses are not supported by the bench client")
+    await reader.readexactly(length)
+    return status
+
+
+async def _load(
+    target: Target,
+    concurrency: int,
+    *,
+    requests: int,
+    seconds: float,
+    expect: int = 200,
+    log: list[Read] | None = None,
+    stop: asyncio.Event | None = None,
+) -> Cell:
+    cell = Cell(label="", concurrency=concurrency)
+    budget = [requests]
+    deadline = time.perf_counter() + seconds
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection(target.host, target.port)
+        try:
+            while budget[0] > 0 and time.perf_counter() < deadline:
+                if stop is not None and stop.is_set():
+                    return
+                budget[0] -= 1
+                started = time.perf_counter()
+                status = await _exchange(reader, writer, target.request)
+                if log is not None:
+                    log.append(Read(started, status))
+                if status == expect:
+                    cell.latencies.append(time.perf_counter() - started)
+                else:
+                    cell.failures += 1
+        finally:
+            writer.close()
+
+    began = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    cell.elapsed = time.perf_counter() - began
+    return cell
+
+
+@dataclass
+class Story:
+    """What the setup made: who reads what, and how to revoke it."""
+
+    handle: str
+    patient_token: str
+    provider_address: str
+    provider_token: str
+    read_path: str
+    body_bytes: int
+
+
+def _set_up(api: VaultApi, admin_token: str, sample: SampleData) -> Story:
+    enrolled = api.enroll(sample.enroll_photos)
+    handle = str(enrolled["handle"])
+    patient = api.patient_session(handle, sample.probe_photo)
+    record = api.json(
+        "POST",
+        "/patient/records",
+        step="store an Observation",
+        expect=(201,),
+        token=patient,
+        json=OBSERVATION,
+    )
+    provider_key = Account.from_key(secrets.token_bytes(32))
+    api.register_provider(admin_token, provider_key.address)
+    provider, _ = api.sign_in_provider(provider_key)
+    request = api.request_access(
+        provider, patient=handle, scope="Observation", purpose="TREAT", duration_seconds=3600
+    )
+    api.approve(patient, str(request["request_id"]), sample.probe_photo)
+    read_path = f"/provider/patients/{handle}/records/{record['record_id']}?purpose=TREAT"
+    body = api.call("GET", read_path, step="read once", token=provider).content
+    probe = api.call(
+        "GET", f"/bench/bare?size={len(body)}", step="reach the bare endpoint", expect=(200, 404)
+    )
+    if probe.status_code == 404:
+        raise BenchEndpointsOff(
+            "the vault does not serve /bench/bare: restart it with VAULT_BENCH_ENDPOINTS=true"
+        )
+    return Story(handle, patient, provider_key.address, provider, read_path, len(body))
+
+
+@dataclass
+class LagResult:
+    revoke_block: int
+    head_block: int
+    first_status: int
+    first_after_ms: float
+    after: int
+    allowed_after: int
+    allowed_in_flight: int
+
+    @property
+    def lag_blocks(self) -> int | None:
+        """0 when the first read after the receipt was refused; None when it was allowed."""
+        return self.head_block - self.revoke_block if self.first_status == 403 else None
+
+
+async def _revoke_under_load(
+    base_url: str, story: Story, probe: Path, *, seconds: float
+) -> LagResult:
+    target = Target.get(base_url, story.read_path, story.provider_token)
+    log: list[Read] = []
+    stop = asyncio.Event()
+    readers = asyncio.create_task(
+        _load(
+            target,
+            LAG_READERS,
+            requests=10**9,
+            seconds=seconds + 60,
+            expect=200,
+            log=log,
+            stop=stop,
+        )
+    )
+    async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:
+        await asyncio.sleep(min(0.5, seconds / 4))  # readers are allowed before the revoke
+        sent = time.perf_counter()
+        reply = await http.post(
+            "/patient/consents/revoke",
+            headers=bearer(story.patient_token),
+            files=photo_files("photo", [probe]),
+            data={"provider": story.provider_address, "scope": "Observation", "purpose": "TREAT"},
+        )
+        receipt = time.perf_counter()
+        if reply.status_code != 200:
+            stop.set()
+            await readers
+            raise RevokeNotEnforced(
+                f"the revoke itself failed: HTTP {reply.status_code} {reply.text}"
+            )
+        head = (await http.get("/healthz")).json()["chain"]["block_number"]
+        await asyncio.sleep(min(1.0, seconds / 2))
+        stop.set()
+        await readers
+    after = sorted((r for r in log if r.started > receipt), key=lambda r: r.started)
+    if not after:
+        raise RevokeNotEnforced("no read started after the revoke's receipt; raise --seconds")
+    return LagResult(
+        revoke_block=int(reply.json()["block_number"]),
+        head_block=int(head),
+        first_status=after[0].status,
+        first_after_ms=1000 * (after[0].started - receipt),
+        after=len(after),
+        allowed_after=sum(r.status == 200 for r in after),
+        allowed_in_flight=sum(r.status == 200 and sent <= r.started <= receipt for r in log),
+    )
+
+
+def run(
+    *,
+    base_url: str,
+    admin_token: str,
+    sample: SampleData,
+    requests: int,
+    seconds: float,
+    echo: Echo,
+) -> None:
+    """Set up, measure, print. Raises ``RevokeNotEnforced`` (after printing) if the lag is not 0."""
+    with VaultApi(base_url) as api:
+        api.health()
+        echo(f"vault bench api: {api.base_url} over loopback")
+        echo(
+            "setup: enroll a patient, store an Observation, register a provider, sign in, "
+            "request, approve ..."
+        )
+        story = _set_up(api, admin_token, sample)
+    enforced = Target.get(base_url, story.read_path, story.provider_token)
+    bare = Target.get(base_url, f"/bench/bare?size={story.body_bytes}")
+    echo(
+        f"enforced: GET /provider/patients/{{h}}/records/{{id}}?purpose=TREAT, "
+        f"{story.body_bytes} bytes (bearer token, consent check on chain at the latest "
+        "block, decrypt, audit append)"
+    )
+    echo(
+        f"bare:     GET /bench/bare?size={story.body_bytes}, the same number of bytes through "
+        "the same HTTP stack, no token, database, chain or crypto"
+    )
+    echo(
+        f"each cell: at most {requests} requests or {seconds:g} s, after a 20-request "
+        "warm-up; one keep-alive connection per concurrent client"
+    )
+    cells = asyncio.run(_measure(enforced, bare, requests=requests, seconds=seconds))
+    for line in _table(cells):
+        echo(line)
+    lag = asyncio.run(_revoke_under_load(base_url, story, sample.probe_photo, seconds=seconds))
+    for line in _lag_lines(lag):
+        echo(line)
+    if lag.lag_blocks != 0 or lag.allowed_after:
+        raise RevokeNotEnforced(
+            f"{lag.allowed_after} reads started after the revoke's receipt were allowed"
+        )
+
+
+async def _measure(
+    enforced: Target, bare: Target, *, requests: int, seconds: float
+) -> list[tuple[Cell, Cell]]:
+    rows = []
+    for concurrency in CONCURRENCY:
+        pair = []
+        for label, target in (("enforced", enforced), ("bare", bare)):
+            await _load(target, min(concurrency, 4), requests=20, seconds=seconds)
+            cell = await _load(target, concurrency, requests=requests, seconds=seconds)
+            cell.label = label
+            pair.append(cell)
+        rows.append((pair[0], pair[1]))
+    return rows
+
+
+def _table(rows: list[tuple[Cell, Cell]]) -> list[str]:
+    header = (
+        f"{'conc':>4} | {'enforced req/s':>14} {'p50 ms':>7} {'p99 ms':>7} {'n':>6} {'err':>4} | "
+        f"{'bare req/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'n':>6} {'err':>4} | "
+        f"{'enforced/bare':>13}"
+    )
+    lines = ["", header, "-" * len(header)]
+    for enforced, bare in rows:
+        ratio = enforced.throughput / bare.throughput if bare.throughput else math.nan
+        lines.append(
+            f"{enforced.concurrency:>4} | {enforced.throughput:>14.0f} "
+            f"{enforced.percentile_ms(50):>7.2f} {enforced.percentile_ms(99):>7.2f} "
+            f"{len(enforced.latencies):>6} {enforced.failures:>4} | "
+            f"{bare.throughput:>10.0f} {bare.percentile_ms(50):>7.2f} "
+            f"{bare.percentile_ms(99):>7.2f} {len(bare.latencies):>6} {bare.failures:>4} | "
+            f"{ratio:>13.2f}"
+        )
+    lines.append("enforced/bare = throughput ratio (1.0: enforcement is free; target >= 0.5)")
+    return lines
+
+
+def _lag_lines(lag: LagResult) -> list[str]:
+    status = "refused (403)" if lag.first_status == 403 else f"ALLOWED ({lag.first_status})"
+    shown = "not enforced" if lag.lag_blocks is None else f"{lag.lag_blocks} blocks"
+    return [
+        "",
+        f"revoke-to-deny lag, under {LAG_READERS} concurrent readers:",
+        f"  revoke mined in block {lag.revoke_block}; chain head after the response: "
+        f"block {lag.head_block}",
+        f"  first read started after the response ({lag.first_after_ms:.2f} ms later): {status}",
+        f"  reads started after the response: {lag.after}, allowed: {lag.allowed_after}",
+        f"  reads started while the revoke was in flight and allowed: {lag.allowed_in_flight} "
+        "(before its receipt: expected)",
+        f"  lag: {shown}",
+    ]
