@@ -265,12 +265,13 @@ def _expect_refusal(api: VaultApi, path: str, token: str, out: Narrator, *, step
 
 def _describe(resource: dict[str, Any]) -> str:
     code = resource.get("code", {})
-    name = code.get("text") or next(
-        (c.get("display") for c in code.get("coding", []) if c.get("display")), "?"
-    )
+    name = code.get("text") or _display(code) or "?"
     parts = [resource, *resource.get("component", [])]
     values = [_quantity(p["valueQuantity"]) for p in parts if p.get("valueQuantity")]
-    shown = " / ".join(values) or "(no value)"
+    concept = resource.get("valueCodeableConcept") or {}
+    values += [concept.get("text") or _display(concept)] if concept else []
+    values += [resource["valueString"]] if resource.get("valueString") else []
+    shown = " / ".join(v for v in values if v) or "(no value)"
     when = resource.get("effectiveDateTime", "")
     name = name if len(name) <= 50 else name[:47] + "..."
     return f"{resource.get('resourceType')}: {name} = {shown} {when}".strip()
@@ -278,3 +279,7 @@ def _describe(resource: dict[str, Any]) -> str:
 
 def _quantity(q: dict[str, Any]) -> str:
     return f"{q.get('value')} {q.get('unit', '')}".strip()
+
+
+def _display(concept: dict[str, Any]) -> str:
+    return next((str(c["display"]) for c in concept.get("coding", []) if c.get("display")), "")
