@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vault import errors
@@ -68,6 +69,20 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(
             error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database(_request: Request, exc: Exception) -> JSONResponse:
+        # Locked, unreachable or gone: the database's trouble, not the caller's and not a
+        # bug; a retry later may work. The driver's message (which may quote statement
+        # parameters, i.e. personal data) is not returned or logged.
+        log.warning("database unavailable: %s", type(exc).__name__)
+        unavailable = errors.DatabaseUnavailable("the database is unavailable; retry later")
+        return JSONResponse(
+            error_body(unavailable.code, unavailable.message),
+            status_code=503,
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(Exception)

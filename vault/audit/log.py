@@ -31,6 +31,9 @@ from vault.store.models import utcnow
 
 GENESIS_HASH = b"\x00" * 32
 APPEND_ATTEMPTS = 50
+#: Each attempt may itself wait the database's busy timeout: bound the total, so a write
+#: lock held by someone else turns into a prompt ``DatabaseUnavailable`` (503).
+APPEND_DEADLINE_SECONDS = 10.0
 
 
 class AuditChainBroken(VaultError):
@@ -127,7 +130,10 @@ class AuditLog:
     def append(self, event: AuditEvent) -> AuditEntry:
         """Append one entry at the tail. Raises :class:`DatabaseUnavailable` if it cannot."""
         last_error: Exception | None = None
+        deadline = time.monotonic() + APPEND_DEADLINE_SECONDS
         for attempt in range(APPEND_ATTEMPTS):
+            if attempt and time.monotonic() > deadline:
+                break
             try:
                 with self._factory() as session, session.begin():
                     tail = session.execute(
