@@ -88,8 +88,12 @@ class ConsentDesk:
             raise AccessDenied("the face-derived key is not this patient's current key")
         # Claim first: a denied or granted request must never reach the chain.
         request = self._requests.claim_for_approval(request_id)
-        expires_at = max(int(self._clock()), self._registry.chain_time()) + request.duration_seconds
         try:
+            # Inside the try: a chain that cannot even tell the time must put the request
+            # back to pending too, not leave it claimed.
+            expires_at = (
+                max(int(self._clock()), self._registry.chain_time()) + request.duration_seconds
+            )
             signed = self._registry.sign_grant(
                 key,
                 patient_id=account.chain_patient_id,
