@@ -1,0 +1,7 @@
+"""Fault-injection fixtures: the API tests' real vault (SQLite, Anvil, faces), reused."""
+
+from __future__ import annotations
+
+from tests.api.conftest import api_settings, client, new_provider, vault
+
+__all__ = ["api_settings", "client", "new_provider", "vault"]
