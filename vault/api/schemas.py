@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,6 +19,7 @@ class ErrorBody(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in {
+        400: "malformed request (the body or the multipart data cannot be parsed)",
         401: "not authenticated (missing, invalid or expired token; face did not match)",
         403: "authenticated but not allowed (no consent on chain, another patient's data)",
         404: "no such object (or not yours)",
@@ -29,6 +30,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         503: "the chain or the database cannot answer; the vault refuses rather than guesses",
     }.items()
 }
+
+
+def _utc(value: datetime) -> datetime:
+    """Stored times are UTC; SQLite returns them naive, but an OpenAPI date-time needs an offset."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 class SessionToken(BaseModel):
@@ -73,8 +79,8 @@ class Record(BaseModel):
             category=info.category,
             version=info.version,
             content_type=info.content_type,
-            created_at=info.created_at,
-            updated_at=info.updated_at,
+            created_at=_utc(info.created_at),
+            updated_at=_utc(info.updated_at),
             deleted=info.deleted,
         )
 
@@ -95,7 +101,7 @@ class RecordVersion(BaseModel):
             content_type=info.content_type,
             size=info.size,
             sha256=info.sha256,
-            created_at=info.created_at,
+            created_at=_utc(info.created_at),
         )
 
 
