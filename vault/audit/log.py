@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -126,6 +127,10 @@ class AuditLog:
     ) -> None:
         self._factory = session_factory
         self._clock = clock
+        # Serializes this process's appends: racing for the same sequence number inside
+        # one process would only burn retries (and, on SQLite, busy waits). Other
+        # processes are still handled by the primary key and the retry loop.
+        self._append_lock = threading.Lock()
 
     def append(self, event: AuditEvent) -> AuditEntry:
         """Append one entry at the tail. Raises :class:`DatabaseUnavailable` if it cannot."""
@@ -135,7 +140,7 @@ class AuditLog:
             if attempt and time.monotonic() > deadline:
                 break
             try:
-                with self._factory() as session, session.begin():
+                with self._append_lock, self._factory() as session, session.begin():
                     tail = session.execute(
                         select(AuditEntryRow.seq, AuditEntryRow.entry_hash)
                         .order_by(AuditEntryRow.seq.desc())
