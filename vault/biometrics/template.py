@@ -203,7 +203,7 @@ def open_template(template: ProtectedTemplate, *, pepper: bytes, bind: bytes) ->
         helper = AESGCM(keys.helper_key(pepper)).decrypt(
             template.helper_nonce, template.helper_ciphertext, _aad(bind, template.salt)
         )
-    except InvalidTag as exc:
+    except (InvalidTag, ValueError) as exc:  # ValueError: a nonce of a length GCM refuses
         raise TemplateCorrupt("template helper data failed authentication") from exc
     row_bytes = 2 * params.bits
     rows = np.frombuffer(helper[:row_bytes], dtype="<u2").astype(np.int64)
