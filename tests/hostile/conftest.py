@@ -32,6 +32,7 @@ from vault.runtime import Vault, open_vault
 
 __all__ = ["api_settings", "client", "new_provider", "vault"]
 
+
 @dataclass(frozen=True)
 class Actors:
     """One enrolled patient with a session and one signed-in provider, on a shared vault."""
@@ -44,9 +45,12 @@ class Actors:
     provider_token: str
     record_id: str
 
+
 @pytest.fixture(scope="module")
 def shared_vault(
-    tmp_path_factory: pytest.TempPathFactory, anvil, project_root: Path  # type: ignore[no-untyped-def]
+    tmp_path_factory: pytest.TempPathFactory,
+    anvil,
+    project_root: Path,  # type: ignore[no-untyped-def]
 ) -> Iterator[Vault]:
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("hostile") / "data",
@@ -59,6 +63,7 @@ def shared_vault(
         yield opened
     finally:
         opened.close()
+
 
 @pytest.fixture(scope="module")
 def actors(shared_vault: Vault) -> Iterator[Actors]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 import schemathesis
@@ -66,54 +67,65 @@ def _real_ids(path: str, method: str, actors: Actors) -> dict[str, Any]:
     return ids
 
 
+@dataclass
+class Tally:
+    statuses: Counter[int] = field(default_factory=Counter)
+    cases: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+
+
+def _fuzz(
+    operation: Any,
+    mode: GenerationMode,
+    headers: dict[str, str],
+    real: dict[str, Any],
+    tally: Tally,
+) -> None:
+    strategies = [operation.as_strategy(generation_mode=mode)]
+    if real:
+        strategies.append(operation.as_strategy(generation_mode=mode, path_parameters=real))
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=st.one_of(strategies), with_token=st.sampled_from([True, True, False]))
+    def run(case: Any, with_token: bool) -> None:
+        sent = headers if with_token else {}
+        response = case.call(headers=sent)
+        tally.cases[operation.label] += 1
+        tally.statuses[response.status_code] += 1
+        try:
+            case.validate_response(response, checks=CHECKS, headers=sent)
+        except FailureGroup as exc:  # collect every operation's failures, then report
+            tally.failures.append(f"{operation.label} [{mode.value}]: {exc}"[:1500])
+
+    try:
+        run()
+    except Unsatisfiable:
+        # Nothing in this operation can be made invalid (e.g. no parameters).
+        assert mode is GenerationMode.NEGATIVE, operation.label
+
+
 def test_schema_holds_under_generated_input(actors: Actors) -> None:
-    app = actors.client.app
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
-    statuses: Counter[int] = Counter()
-    cases_by_operation: Counter[str] = Counter()
-    failures: list[str] = []
+    schema = schemathesis.openapi.from_asgi("/openapi.json", actors.client.app)
+    tally = Tally()
     operations = [result.ok() for result in schema.get_all_operations()]
     for operation in operations:
-        method = operation.method.lower()
         token = _token_for(operation.path, actors)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        real = _real_ids(operation.path, method, actors)
+        real = _real_ids(operation.path, operation.method.lower(), actors)
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            strategies = [operation.as_strategy(generation_mode=mode)]
-            if real:
-                strategies.append(
-                    operation.as_strategy(generation_mode=mode, path_parameters=real)
-                )
-
-            @settings(
-                max_examples=EXAMPLES,
-                deadline=None,
-                database=None,
-                derandomize=True,
-                suppress_health_check=list(HealthCheck),
-            )
-            @given(case=st.one_of(strategies), with_token=st.sampled_from([True, True, False]))
-            def run(case: Any, with_token: bool) -> None:
-                sent = headers if with_token else {}
-                response = case.call(headers=sent)
-                cases_by_operation[operation.label] += 1
-                statuses[response.status_code] += 1
-                try:
-                    case.validate_response(response, checks=CHECKS, headers=sent)
-                except FailureGroup as exc:  # collect every operation's failures, then report
-                    failures.append(f"{operation.label} [{mode.value}]: {exc}"[:1500])
-
-            try:
-                run()
-            except Unsatisfiable:
-                # Nothing in this operation can be made invalid (e.g. no parameters).
-                assert mode is GenerationMode.NEGATIVE, operation.label
+            _fuzz(operation, mode, headers, real, tally)
     print(
-        f"\nschemathesis: {len(operations)} operations, {sum(cases_by_operation.values())} cases,"
-        f" statuses {dict(sorted(statuses.items()))}"
+        f"\nschemathesis: {len(operations)} operations, {sum(tally.cases.values())} cases,"
+        f" statuses {dict(sorted(tally.statuses.items()))}"
     )
-    for failure in failures:
+    for failure in tally.failures:
         print(failure, end="\n\n")
     assert len(operations) >= 30
-    assert not failures, "\n\n".join(failures)
-    assert not [s for s in statuses if s >= 500]
+    assert not tally.failures, "\n\n".join(tally.failures)
+    assert not [s for s in tally.statuses if s >= 500]
