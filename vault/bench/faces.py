@@ -94,6 +94,11 @@ _PEPPER = b""
 
 def _init(vectors: FloatArray, crowd: FloatArray, params: TemplateParams, pepper: bytes) -> None:
     global _VECTORS, _CROWD, _PARAMS, _PEPPER
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread per worker: the pool already uses every core, and spinning BLAS
+    # threads on an oversubscribed machine cost 5-10x (measured).
+    threadpool_limits(1)
     if hasattr(os, "nice"):
         os.nice(5)
     _VECTORS, _CROWD, _PARAMS, _PEPPER = vectors, crowd, params, pepper
