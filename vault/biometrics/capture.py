@@ -67,9 +67,15 @@ def decode_photo(data: bytes, limits: CaptureLimits | None = None) -> DecodedPho
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=sorted(ACCEPTED_FORMATS))
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own pixel limit fires while opening, before ours: still a size refusal.
+        raise ImageTooLarge(
+            "photo has more pixels than the configured limit",
+            details={"max_pixels": limits.max_pixels},
+        ) from exc
+    except UnidentifiedImageError as exc:
         raise InvalidImage("not a JPEG, PNG or WebP photo") from exc
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as exc:
+    except (OSError, ValueError, SyntaxError) as exc:
         raise InvalidImage("unreadable photo") from exc
     with image:
         width, height = image.size
