@@ -47,16 +47,24 @@ class Actors:
 
 
 @pytest.fixture(scope="module")
-def shared_vault(
+def vault_overrides() -> dict[str, object]:
+    """Settings a test module changes for its shared vault (override in the module)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def shared_vault(  # type: ignore[no-untyped-def]
     tmp_path_factory: pytest.TempPathFactory,
     anvil,
-    project_root: Path,  # type: ignore[no-untyped-def]
+    project_root: Path,
+    vault_overrides: dict[str, object],
 ) -> Iterator[Vault]:
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("hostile") / "data",
         chain_rpc_url=anvil.url,
         project_root=project_root,
         admin_token=ADMIN_TOKEN,
+        **vault_overrides,  # type: ignore[arg-type]
     )
     opened = open_vault(settings)
     try:
