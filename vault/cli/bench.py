@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -88,5 +89,37 @@ def api(
         sample=SampleData.under(settings.project_root / "sample_data"),
         requests=requests,
         seconds=seconds,
+        echo=typer.echo,
+    )
+
+
+@bench_app.command("load")
+def load(
+    url: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A running vault; repeat for several processes (requests go round-robin)."
+        ),
+    ] = None,
+    seconds: float = typer.Option(60.0, min=1.0, max=900.0, help="Length of the load phase."),
+    patients: int = typer.Option(4, min=1, max=50, help="Patients (each enrolls once)."),
+    providers: int = typer.Option(4, min=1, max=50, help="Providers (each signs in once)."),
+    workers: int = typer.Option(6, min=1, max=64, help="Upload/read worker threads."),
+) -> None:
+    """Many patients and providers at once, then check nothing was lost or wrongly allowed."""
+    from vault.bench.load import run
+    from vault.config import get_settings
+    from vault.demo.client import admin_token
+    from vault.demo.story import SampleData
+
+    settings = get_settings()
+    run(
+        urls=url or [f"http://{settings.host}:{settings.port}"],
+        admin_token=admin_token(settings),
+        sample=SampleData.under(settings.project_root / "sample_data"),
+        seconds=seconds,
+        patients=patients,
+        providers=providers,
+        workers=workers,
         echo=typer.echo,
     )
