@@ -27,6 +27,11 @@ STATUS_BY_ERROR: list[tuple[type[errors.VaultError], int]] = [
     # A relayed transaction that failed for no decodable reason: the request stays
     # pending and retryable, like any other dependency failure.
     (errors.TransactionFailed, 503),
+    # Stored data failed its integrity check: the server's storage, not the caller, is at
+    # fault. 502 (what the store handed back is invalid), logged as an error for monitoring.
+    (errors.TamperDetected, 502),
+    (errors.TemplateCorrupt, 502),
+    (errors.DecryptionFailed, 502),
     (errors.ConfigurationError, 500),
     (errors.ToolchainError, 500),
 ]
@@ -47,6 +52,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(errors.VaultError)
     async def _vault_error(_request: Request, exc: errors.VaultError) -> JSONResponse:
         status = status_for(exc)
+        if status >= 500:
+            log.error("integrity or server failure: %s", exc.code)
         headers = {}
         if isinstance(exc, errors.LockedOut) and "retry_after" in exc.details:
             headers["Retry-After"] = str(int(exc.details["retry_after"]))
