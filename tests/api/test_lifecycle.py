@@ -36,6 +36,14 @@ OBSERVATION = {
 STEP_UP = photos_field((OBAMA_PROBE,), "photo")
 
 
+def patient_with_record(client: TestClient) -> tuple[str, dict[str, str], str]:
+    """An enrolled patient (Obama's photos), their session headers, and one Observation."""
+    handle = enroll(client, OBAMA_ENROLL)
+    patient = bearer(patient_session(client, handle, OBAMA_PROBE))
+    record = client.post("/patient/records", json=OBSERVATION, headers=patient).json()["record_id"]
+    return handle, patient, str(record)
+
+
 def grant(
     client: TestClient,
     handle: str,
@@ -56,9 +64,7 @@ def grant(
 def test_emergency_access_is_open_at_once_and_shows_in_history(
     client: TestClient, new_provider: Callable[..., tuple[LocalAccount, str]]
 ) -> None:
-    handle = enroll(client, OBAMA_ENROLL)
-    patient = bearer(patient_session(client, handle, OBAMA_PROBE))
-    record = client.post("/patient/records", json=OBSERVATION, headers=patient).json()["record_id"]
+    handle, patient, record = patient_with_record(client)
     key, token = new_provider(emergency=True)
     provider = bearer(token)
     url = f"/provider/patients/{handle}/records/{record}?purpose=ETREAT"
@@ -125,9 +131,7 @@ def test_emergency_needs_the_role(
 def test_denied_request_grants_nothing(
     client: TestClient, new_provider: Callable[..., tuple[LocalAccount, str]]
 ) -> None:
-    handle = enroll(client, OBAMA_ENROLL)
-    patient = bearer(patient_session(client, handle, OBAMA_PROBE))
-    record = client.post("/patient/records", json=OBSERVATION, headers=patient).json()["record_id"]
+    handle, patient, record = patient_with_record(client)
     _, token = new_provider()
     request_id = client.post(
         "/provider/requests",
@@ -152,9 +156,7 @@ def test_denied_request_grants_nothing(
 def test_reenrollment_keeps_records_and_consents(
     client: TestClient, new_provider: Callable[..., tuple[LocalAccount, str]]
 ) -> None:
-    handle = enroll(client, OBAMA_ENROLL)
-    patient = bearer(patient_session(client, handle, OBAMA_PROBE))
-    record = client.post("/patient/records", json=OBSERVATION, headers=patient).json()["record_id"]
+    handle, patient, record = patient_with_record(client)
     _, token = new_provider()
     grant(client, handle, patient, bearer(token))
     before = client.get("/patient/consents", headers=patient).json()
@@ -205,9 +207,7 @@ def test_deleting_the_account_revokes_and_shreds(
 def test_deactivated_provider_is_refused_at_once(
     client: TestClient, new_provider: Callable[..., tuple[LocalAccount, str]]
 ) -> None:
-    handle = enroll(client, OBAMA_ENROLL)
-    patient = bearer(patient_session(client, handle, OBAMA_PROBE))
-    record = client.post("/patient/records", json=OBSERVATION, headers=patient).json()["record_id"]
+    handle, patient, record = patient_with_record(client)
     key, token = new_provider()
     grant(client, handle, patient, bearer(token))
     url = f"/provider/patients/{handle}/records/{record}?purpose=TREAT"
