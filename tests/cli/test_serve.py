@@ -141,7 +141,9 @@ def test_operator_registers_a_provider_and_anchors(served: tuple[str, dict[str, 
     assert run_vault(["audit", "anchor"], env).stdout.strip() == "nothing new to anchor"
     # The admin API answers to the generated admin token.
     token = (Path(env["VAULT_DATA_DIR"]) / "secrets" / "admin.token").read_text().strip()
-    reply = httpx.get(f"{base}/admin/providers/{address}", headers={"Authorization": f"Bearer {token}"})
+    reply = httpx.get(
+        f"{base}/admin/providers/{address}", headers={"Authorization": f"Bearer {token}"}
+    )
     assert reply.status_code == 200 and reply.json()["status"] == "inactive"
     assert httpx.get(f"{base}/admin/providers/{address}").status_code == 401
     verified = run_vault(["audit", "verify"], env)
