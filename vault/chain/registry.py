@@ -38,6 +38,7 @@ from vault.chain.eip712 import (
     SignedRotation,
 )
 from vault.chain.history import HistoryReader, RegistryEvent
+from vault.chain.jsonrpc import JsonRpc
 from vault.chain.relayer import Relayer, TxOutcome
 from vault.chain.reverts import RevertDecoder
 from vault.errors import ChainUnavailable, ContractMissing, InvalidInput, VaultError
@@ -112,6 +113,7 @@ class ConsentRegistryClient:
         self.relayer = relayer
         self._clock = clock
         self._history = HistoryReader(w3=w3, contract=self.contract, abi=abi)
+        self._rpc = JsonRpc(str(getattr(w3.provider, "endpoint_uri", "")))
 
     @classmethod
     def connect(
@@ -164,10 +166,7 @@ class ConsentRegistryClient:
             ],
         )
         params = [{"to": self.address, "data": "0x" + data.hex()}, "latest"]
-        try:
-            reply = self.w3.provider.make_request("eth_call", params)  # type: ignore[arg-type]
-        except Exception as exc:
-            raise ChainUnavailable(f"chain RPC unreachable: {type(exc).__name__}") from exc
+        reply = self._rpc.call("eth_call", params)
         result = reply.get("result") if isinstance(reply, dict) else None
         if not isinstance(result, str) or len(result) != 66:
             if isinstance(reply, dict) and "error" in reply:
