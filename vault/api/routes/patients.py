@@ -104,8 +104,10 @@ class AccessHistory(BaseModel):
     chain_id: int
 
 
-async def _read_photo(upload: UploadFile) -> bytes:
-    return await upload.read()
+def _read_photo(upload: UploadFile) -> bytes:
+    # Routes here are plain ``def``: FastAPI runs them in its worker threads, so a face
+    # match (a tenth of a second or more of CPU) never blocks the event loop.
+    return upload.file.read()
 
 
 @router.post(
@@ -114,10 +116,10 @@ async def _read_photo(upload: UploadFile) -> bytes:
     response_model=Enrolled,
     summary="Enroll with 1 to 5 face photos (3 recommended)",
 )
-async def enroll(services: ServicesDep, photos: Annotated[list[UploadFile], File()]) -> Enrolled:
+def enroll(services: ServicesDep, photos: Annotated[list[UploadFile], File()]) -> Enrolled:
     if not 1 <= len(photos) <= MAX_ENROLL_PHOTOS:
         raise InvalidInput("enroll with 1 to 5 photos", details={"photos": len(photos)})
-    images = [await _read_photo(p) for p in photos]
+    images = [_read_photo(p) for p in photos]
     enrolled = services.enrollment.enroll(images)
     return Enrolled(handle=enrolled.handle, address=enrolled.address, tx_hash=enrolled.tx_hash)
 
@@ -127,8 +129,8 @@ async def enroll(services: ServicesDep, photos: Annotated[list[UploadFile], File
     response_model=SessionToken,
     summary="Verify a face photo against the handle; get a short-lived session token",
 )
-async def verify(handle: str, services: ServicesDep, photo: Photo) -> SessionToken:
-    services.enrollment.verify(handle, await _read_photo(photo))
+def verify(handle: str, services: ServicesDep, photo: Photo) -> SessionToken:
+    services.enrollment.verify(handle, _read_photo(photo))
     token, expires = services.tokens.issue(SubjectKind.PATIENT, handle)
     return SessionToken(token=token, expires_at=expires, subject=handle)
 
@@ -150,10 +152,10 @@ def my_requests(
     response_model=AccessRequestOut,
     summary="Approve with a fresh photo: sign the grant with my face-derived key, relay it",
 )
-async def approve(
+def approve(
     request_id: str, patient: CurrentPatient, services: ServicesDep, photo: Photo
 ) -> AccessRequestOut:
-    key = services.enrollment.verify(patient.handle, await _read_photo(photo))
+    key = services.enrollment.verify(patient.handle, _read_photo(photo))
     granted = services.consents.approve(account=patient, key=key, request_id=request_id)
     return access_request_out(granted)
 
@@ -163,10 +165,10 @@ async def approve(
     response_model=AccessRequestOut,
     summary="Deny with a fresh photo",
 )
-async def deny(
+def deny(
     request_id: str, patient: CurrentPatient, services: ServicesDep, photo: Photo
 ) -> AccessRequestOut:
-    services.enrollment.verify(patient.handle, await _read_photo(photo))
+    services.enrollment.verify(patient.handle, _read_photo(photo))
     return access_request_out(services.consents.deny(account=patient, request_id=request_id))
 
 
@@ -193,7 +195,7 @@ def my_consents(patient: CurrentPatient, services: ServicesDep) -> list[ConsentO
     response_model=Revoked,
     summary="Revoke a consent with a fresh photo",
 )
-async def revoke(
+def revoke(
     patient: CurrentPatient,
     services: ServicesDep,
     photo: Photo,
@@ -201,7 +203,7 @@ async def revoke(
     scope: Annotated[str, Form(max_length=64)],
     purpose: Annotated[str, Form(max_length=16)],
 ) -> Revoked:
-    key = services.enrollment.verify(patient.handle, await _read_photo(photo))
+    key = services.enrollment.verify(patient.handle, _read_photo(photo))
     outcome = services.consents.revoke(
         account=patient,
         key=key,
@@ -273,7 +275,7 @@ def access_log(patient: CurrentPatient, services: ServicesDep) -> AccessHistory:
     response_model=Reenrolled,
     summary="Renew my template: a fresh photo of the current face plus 1-5 new photos",
 )
-async def reenroll(
+def reenroll(
     patient: CurrentPatient,
     services: ServicesDep,
     photo: Photo,
@@ -281,8 +283,8 @@ async def reenroll(
 ) -> Reenrolled:
     if not 1 <= len(photos) <= MAX_ENROLL_PHOTOS:
         raise InvalidInput("re-enroll with 1 to 5 photos", details={"photos": len(photos)})
-    current = services.enrollment.verify(patient.handle, await _read_photo(photo))
-    images = [await _read_photo(p) for p in photos]
+    current = services.enrollment.verify(patient.handle, _read_photo(photo))
+    images = [_read_photo(p) for p in photos]
     renewed = services.enrollment.reenroll(patient, current, images)
     return Reenrolled(handle=patient.handle, address=renewed.address, tx_hash=renewed.tx_hash)
 
@@ -293,7 +295,7 @@ async def reenroll(
     summary="Delete my account with a fresh photo: revoke every consent, shred every record",
     description="A POST (not DELETE) because it carries the step-up photo in its body.",
 )
-async def delete_account(patient: CurrentPatient, services: ServicesDep, photo: Photo) -> Response:
-    key = services.enrollment.verify(patient.handle, await _read_photo(photo))
+def delete_account(patient: CurrentPatient, services: ServicesDep, photo: Photo) -> Response:
+    key = services.enrollment.verify(patient.handle, _read_photo(photo))
     services.enrollment.delete(patient, key)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

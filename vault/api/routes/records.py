@@ -58,13 +58,13 @@ def import_bundle(
     response_model=DocumentStored,
     summary="Store a document (PDF, image) as a Binary plus a DocumentReference",
 )
-async def create_document(
+def create_document(
     patient: CurrentPatient,
     services: ServicesDep,
     file: Annotated[UploadFile, File(description="PDF, PNG, JPEG or WebP")],
     title: Annotated[str | None, Form(max_length=200)] = None,
 ) -> DocumentStored:
-    content = await file.read()
+    content = file.file.read()
     stored = services.records.put_document(
         patient_id=patient.record_patient_id,
         content=content,
