@@ -37,10 +37,11 @@ DEFAULT_THRESHOLD = 0.6  # face_recognition.compare_faces default
 #: Constructions measured for the docs' table; "shipped" is the default TemplateParams.
 CONSTRUCTIONS: dict[str, TemplateParams] = {
     "shipped": TemplateParams(),
-    "simhash-hard": TemplateParams(quantizer="sign", soft=False, oversample=1),
-    "simhash-soft-reliable": TemplateParams(quantizer="sign", soft=True),
-    "sin-hard": TemplateParams(soft=False, oversample=1),
-    "sin-soft": TemplateParams(oversample=1),
+    # Alternatives measured for docs/biometrics.md (32 blocks = 4,096 bits, 64-bit κ):
+    "simhash-hard": TemplateParams(blocks=32, quantizer="sign", soft=False, oversample=1),
+    "sin-hard": TemplateParams(blocks=32, soft=False, oversample=1),
+    "sin-soft": TemplateParams(blocks=32, oversample=1),
+    "sin-soft-reliable": TemplateParams(blocks=32),
 }
 
 
@@ -111,10 +112,14 @@ def _run_task(task: Task) -> TaskResult:
     started = time.perf_counter()
     template, kappa = enroll(vectors[task.enroll], pepper=_PEPPER, bind=bind, params=_PARAMS)
     enrolled = time.perf_counter()
+    # One verification's template decision, as the API makes it: decrypt the helper
+    # data, regenerate the keyed rows, decode, check the commitment.
+    single = open_template(template, pepper=_PEPPER, bind=bind)
+    single.recover(vectors[(task.genuine + task.impostor)[:1]])
+    decision = time.perf_counter() - enrolled
     opened = open_template(template, pepper=_PEPPER, bind=bind)
     probes = vectors[task.genuine + task.impostor]
     kappas, scores = opened.recover(probes)
-    decision = (time.perf_counter() - enrolled) / max(1, len(probes))
     # A κ that opens is checked against the commitment inside recover(); count only the
     # enrollment's own κ (any other would be a commitment collision).
     scores = np.array([s if k == kappa else -np.inf for k, s in zip(kappas, scores, strict=True)])
@@ -471,6 +476,11 @@ def render(report: BenchReport) -> list[str]:
         p4, a4 = fnmr_at_fmr(pg, pi, 1e-4)
         if res.name == "A":
             baseline = u3
+        protected_eer = (
+            f"{eer(pg, pi):.2%}"
+            if code_fmr >= code_fnmr
+            else f"not reached (curve ends at FMR {code_fmr:.3%})"
+        )
         attempts = res.fte + res.fta + res.genuine_attempts
         lines += [
             f"protocol {res.name}: {res.templates} templates, {len(pg)} genuine and "
@@ -480,7 +490,7 @@ def render(report: BenchReport) -> list[str]:
             f"FNMR@FMR0.01% {u4:.2%}  EER {eer(ug, ui):.2%}  "
             f"default <=0.6: FNMR {default_fnmr:.2%} FMR {default_fmr:.3%}",
             f"  protected: FNMR@FMR0.1% {p3:.2%} (FMR {a3:.3%})  FNMR@FMR0.01% {p4:.2%} "
-            f"(FMR {a4:.4%})  EER {eer(pg, pi):.2%}  code's own point: FNMR {code_fnmr:.2%} "
+            f"(FMR {a4:.4%})  EER {protected_eer}  code's own point: FNMR {code_fnmr:.2%} "
             f"FMR {code_fmr:.4%} ({int(np.isfinite(pi).sum())} impostors opened)",
         ]
         if baseline:
@@ -491,7 +501,8 @@ def render(report: BenchReport) -> list[str]:
         d50, d95 = percentiles(res.decision_seconds)
         lines.append(
             f"  template enroll p50 {e50 * 1000:.0f} ms p95 {e95 * 1000:.0f} ms; "
-            f"decision per probe p50 {d50 * 1000:.1f} ms p95 {d95 * 1000:.1f} ms"
+            f"template decision (one verification) p50 {d50 * 1000:.1f} ms "
+            f"p95 {d95 * 1000:.1f} ms"
         )
         if res.wolf_templates:
             ones = np.asarray(res.bit_ones)

@@ -131,10 +131,11 @@ class ReedSolomon:
         is_root = values == 0
         ok = (is_root.sum(axis=1) == degree) & (degree <= self.t)
         # Forney: Y = Omega(X^-1) / Lambda'(X^-1), Omega = S(x) Lambda(x) mod x^nsym.
-        omega = np.zeros((count, self.nsym), dtype=np.int64)
-        for i in range(self.nsym):
-            for j in range(min(i + 1, width)):
-                omega[:, i] ^= gf_mul(synd[:, i - j], lam[:, j])
+        i_idx = np.arange(self.nsym)[:, None]
+        j_idx = np.arange(width)[None, :]
+        valid = j_idx <= i_idx  # (nsym, width): S[i - j] * Lambda[j]
+        terms_o = gf_mul(synd[:, np.clip(i_idx - j_idx, 0, None)], lam[:, None, :])
+        omega = np.bitwise_xor.reduce(np.where(valid[None], terms_o, 0), axis=2)
         omega_at = self._poly_eval(omega, inv)
         deriv = np.zeros_like(lam)
         deriv[:, :-1] = np.where((np.arange(1, width) % 2 == 1)[None, :], lam[:, 1:], 0)
@@ -166,8 +167,10 @@ class ReedSolomon:
         cols = np.arange(width)[None, :]
         for n in range(nsym):
             d = synd[:, n].copy()
-            for i in range(1, n + 1):
-                d ^= gf_mul(lam[:, i], synd[:, n - i])
+            if n:
+                d ^= np.bitwise_xor.reduce(
+                    gf_mul(lam[:, 1 : n + 1], synd[:, n - 1 :: -1][:, :n]), axis=1
+                )
             nonzero = d != 0
             coef = gf_div(d, last)
             src = cols - shift[:, None]
