@@ -114,7 +114,6 @@ class ReedSolomon:
         ``ok == False`` were not decodable and their message is meaningless.
         """
         r = np.atleast_2d(np.asarray(words, dtype=np.int64))
-        count = r.shape[0]
         synd = self.syndromes(r)
         lam, degree = self._berlekamp_massey(synd)
         # Chien search: an error at power p iff Lambda(alpha^-p) == 0.
