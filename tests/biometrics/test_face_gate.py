@@ -214,3 +214,12 @@ def test_template_row_opens_only_with_its_handle(
         gate.verify("patient-2", photo(OBAMA_PROBE))
     assert getattr(info.value, "code", "") == "template_corrupt"
     assert open_template  # imported for the reader: the AAD binds the handle
+
+
+def test_match_score_threshold_holds_the_operating_point(
+    sessions: sessionmaker[Session], pepper: bytes, encoder: FaceEncoder, photo: Photo
+) -> None:
+    strict = FaceGate(session_factory=sessions, pepper=pepper, encoder=encoder, min_score=0.99)
+    strict.enroll("patient-1", _obama(photo))
+    with pytest.raises(VerificationFailed):  # κ opens, but the score is below the bar
+        strict.verify("patient-1", photo(OBAMA_PROBE))

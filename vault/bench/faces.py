@@ -294,6 +294,13 @@ def fnmr_at_fmr(genuine: FloatArray, impostor: FloatArray, fmr: float) -> tuple[
     return float(np.mean(genuine <= threshold)), float(np.mean(impostor > threshold))
 
 
+def threshold_at_fmr(impostor: FloatArray, fmr: float) -> float:
+    """The score an accepted attempt must exceed for FMR <= ``fmr`` (-inf: none needed)."""
+    finite = np.sort(impostor[np.isfinite(impostor)])[::-1]
+    allowed = int(np.floor(fmr * len(impostor)))
+    return float(finite[allowed]) if allowed < len(finite) else float("-inf")
+
+
 def eer(genuine: FloatArray, impostor: FloatArray) -> float:
     thresholds = np.unique(
         np.concatenate([genuine[np.isfinite(genuine)], impostor[np.isfinite(impostor)]])
@@ -476,6 +483,7 @@ def render(report: BenchReport) -> list[str]:
         p4, a4 = fnmr_at_fmr(pg, pi, 1e-4)
         if res.name == "A":
             baseline = u3
+        tau3 = threshold_at_fmr(pi, 1e-3)
         protected_eer = (
             f"{eer(pg, pi):.2%}"
             if code_fmr >= code_fnmr
@@ -493,6 +501,10 @@ def render(report: BenchReport) -> list[str]:
             f"(FMR {a4:.4%})  EER {protected_eer}  code's own point: FNMR {code_fnmr:.2%} "
             f"FMR {code_fmr:.4%} ({int(np.isfinite(pi).sum())} impostors opened)",
         ]
+        lines.append(
+            f"  protected score threshold at FMR 0.1%: {tau3:.4f} "
+            "(VAULT_FACE_MIN_MATCH_SCORE; the code alone accepts any score)"
+        )
         if baseline:
             lines.append(
                 f"  ratio protected FNMR@FMR0.1% / unprotected protocol A: {p3 / baseline:.2f}"

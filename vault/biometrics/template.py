@@ -42,9 +42,9 @@ _AAD = b"vault/biometrics/helper/v1|"
 class TemplateParams:
     """Code and quantizer parameters (the shipped defaults are justified in the docs)."""
 
-    blocks: int = 32  # RS code length n: one RM(1,7) block (128 bits) per RS symbol
+    blocks: int = 64  # RS code length n: one RM(1,7) block (128 bits) per RS symbol
     message_symbols: int = 8  # RS dimension k: κ has 8k bits
-    frequency: float = 2.0  # ω of sin(ω w·z / sigma_w)
+    frequency: float = 1.75  # ω of sin(ω w·z / sigma_w)
     oversample: int = 2  # candidate projections per kept bit (reliable-bit selection)
     quantizer: str = "sin"  # "sin" (shipped) or "sign" (SimHash, for comparison)
     soft: bool = True  # soft-decision decoding (False: the probe's bits are rounded first)
