@@ -1,7 +1,7 @@
 """Every key the biometric gate derives, and from what (HKDF-SHA256 throughout).
 
 pepper (server secret, file 0600)
-  ├─ transform key(salt)  -> AES-CTR keystream -> the enrollment's random projection
+  ├─ transform key(salt)  -> AES keystream -> the enrollment's random projection (quantizer)
   ├─ commitment key       -> HMAC-SHA256(salt || κ): the keyed, salted commitment of κ
   └─ helper key           -> AES-256-GCM over the helper data at rest
 κ (recovered only by a matching face) + pepper
@@ -17,11 +17,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-import numpy as np
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from numpy.typing import NDArray
 
 SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
@@ -54,25 +51,6 @@ def commit_secret(key: bytes, salt: bytes, kappa: bytes) -> bytes:
 
 def commitment_matches(key: bytes, salt: bytes, kappa: bytes, commitment: bytes) -> bool:
     return hmac.compare_digest(commit_secret(key, salt, kappa), commitment)
-
-
-def keyed_gaussian(key: bytes, shape: tuple[int, int]) -> NDArray[np.float64]:
-    """A standard-normal matrix drawn from an AES-256-CTR keystream under ``key``.
-
-    Without the key the matrix (the enrollment's keyed transform) is unpredictable;
-    with it, deterministic, so verification rebuilds the same transform.
-    """
-    count = shape[0] * shape[1]
-    half = (count + 1) // 2
-    encryptor = Cipher(algorithms.AES(key), modes.CTR(b"\x00" * 16)).encryptor()
-    raw = encryptor.update(b"\x00" * (half * 2 * 8)) + encryptor.finalize()
-    words = np.frombuffer(raw, dtype="<u8").reshape(2, half)
-    # 53-bit uniforms in (0, 1], then Box-Muller.
-    u1 = ((words[0] >> np.uint64(11)).astype(np.float64) + 1.0) / float(1 << 53)
-    u2 = (words[1] >> np.uint64(11)).astype(np.float64) / float(1 << 53)
-    radius = np.sqrt(-2.0 * np.log(u1))
-    normals = np.concatenate([radius * np.cos(2 * np.pi * u2), radius * np.sin(2 * np.pi * u2)])
-    return normals[:count].reshape(shape)
 
 
 def signing_key(kappa: bytes, pepper: bytes) -> bytes:

@@ -1024,6 +1024,6 @@ _COVARIANCE = (
 )
 
 MEAN = np.frombuffer(base64.b64decode(_MEAN), dtype="<f8").copy()
-COVARIANCE = np.frombuffer(base64.b64decode(_COVARIANCE), dtype="<f4").astype(np.float64).reshape(
-    128, 128
+COVARIANCE = (
+    np.frombuffer(base64.b64decode(_COVARIANCE), dtype="<f4").astype(np.float64).reshape(128, 128)
 )
