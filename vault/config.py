@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     face_detector_model: str = Field(default="hog", pattern="^(hog|cnn)$")
     face_detector_upsample: int = Field(default=1, ge=0, le=2)
     face_min_match_score: float = Field(
-        default=-1.0,
+        default=0.2446,
         ge=-1.0,
         le=1.0,
         description="Score a face must exceed after opening its template (FMR 0.1 % on lfw-dev).",

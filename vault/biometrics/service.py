@@ -42,8 +42,9 @@ from vault.store.database import transaction
 
 log = logging.getLogger(__name__)
 
-#: Protocol A threshold at FMR 0.1 % printed by ``vault bench faces`` on lfw-dev.
-DEFAULT_MIN_SCORE = -1.0
+#: Score threshold at FMR 0.1 % for 3-photo templates (protocol B), printed by
+#: ``vault bench faces`` on lfw-dev (protocol A, 1 photo: 0.2084; stricter is safer).
+DEFAULT_MIN_SCORE = 0.2446
 MAX_ENROLL_PHOTOS = 5
 MAX_HANDLE_LENGTH = 128
 #: Enrollment photos farther apart than this (face_recognition's own same-person
