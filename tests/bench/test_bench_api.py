@@ -2,56 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from vault.chain.node import free_port
-
-VAULT = [sys.executable, "-m", "vault"]
-
-
-def _serve(env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*VAULT, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-
-
-def _wait_healthy(base: str, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 90
-    while True:
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "vault serve did not answer in time"
-        time.sleep(0.2)
+from tests.served import VAULT, served_vault, vault_env
 
 
 @pytest.fixture
 def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, dict[str, str]]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_")}
-    env["VAULT_DATA_DIR"] = str(tmp_path / "data")
-    env["VAULT_PORT"] = str(free_port())
-    env["VAULT_BENCH_ENDPOINTS"] = str(getattr(request, "param", True)).lower()
-    proc = _serve(env)
-    base = f"http://127.0.0.1:{env['VAULT_PORT']}"
-    try:
-        _wait_healthy(base, proc)
+    bench = str(getattr(request, "param", True)).lower()
+    env = vault_env(tmp_path / "data", VAULT_BENCH_ENDPOINTS=bench)
+    with served_vault(env) as base:
         yield base, env
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def test_bench_api_prints_both_endpoints_and_zero_lag(served: tuple[str, dict[str, str]]) -> None:

@@ -3,55 +3,31 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.served import run_vault, served_vault, vault_env
 from vault.chain.node import free_port
 
-VAULT = [sys.executable, "-m", "vault"]
 
-
-def run_vault(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(VAULT + args, env=env, capture_output=True, text=True, timeout=300)
+def run_demo(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return run_vault(args, env, timeout=300)
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """A `vault serve` on a temporary data dir and a free port; stopped (SIGTERM) after."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_")}
-    env["VAULT_DATA_DIR"] = str(tmp_path / "data")
-    env["VAULT_PORT"] = str(free_port())
-    proc = subprocess.Popen(
-        [*VAULT, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    base = f"http://127.0.0.1:{env['VAULT_PORT']}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "vault serve did not answer in time"
-            time.sleep(0.2)
+    env = vault_env(tmp_path / "data")
+    with served_vault(env) as base:
         yield base, env
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def test_demo_plays_the_whole_story(served: tuple[str, dict[str, str]]) -> None:
     base, env = served
-    result = run_vault(["demo", "--url", base], env)
+    result = run_demo(["demo", "--url", base], env)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     steps = [
@@ -84,7 +60,7 @@ def test_demo_plays_the_whole_story(served: tuple[str, dict[str, str]]) -> None:
 def test_demo_against_nothing_fails_in_one_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_")}
     env["VAULT_DATA_DIR"] = str(tmp_path / "data")
-    result = run_vault(["demo", "--url", f"http://127.0.0.1:{free_port()}"], env)
+    result = run_demo(["demo", "--url", f"http://127.0.0.1:{free_port()}"], env)
     assert result.returncode == 2
     assert result.stderr.startswith("error[vault_unreachable]: no vault answers at")
     assert result.stderr.count("\n") == 1
@@ -95,7 +71,7 @@ def test_demo_with_a_wrong_admin_token_names_the_failing_step(
     served: tuple[str, dict[str, str]],
 ) -> None:
     base, env = served
-    result = run_vault(["demo", "--url", base], dict(env, VAULT_ADMIN_TOKEN="not-the-admin-token"))
+    result = run_demo(["demo", "--url", base], dict(env, VAULT_ADMIN_TOKEN="not-the-admin-token"))
     assert result.returncode == 2
     assert result.stderr.startswith(
         "error[authentication_failed]: register the provider: HTTP 401"

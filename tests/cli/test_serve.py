@@ -2,64 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from vault.chain.node import free_port
-
-VAULT = [sys.executable, "-m", "vault"]
-
-
-def run_vault(
-    args: list[str], env: dict[str, str], timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(VAULT + args, env=env, capture_output=True, text=True, timeout=timeout)
+from tests.served import run_vault, served_vault, vault_env
 
 
 @pytest.fixture
 def operator_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_")}
-    env["VAULT_DATA_DIR"] = str(tmp_path / "data")
-    env["VAULT_PORT"] = str(free_port())
-    return env
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 60) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"vault serve exited: {proc.stdout.read() if proc.stdout else ''}")
-        try:
-            return httpx.get(url, timeout=2)
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise AssertionError("vault serve did not answer in time")
+    return vault_env(tmp_path / "data")
 
 
 @pytest.fixture
 def served(operator_env: dict[str, str]) -> Iterator[tuple[str, dict[str, str]]]:
-    proc = subprocess.Popen(
-        [*VAULT, "serve"],
-        env=operator_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{operator_env['VAULT_PORT']}"
-    try:
-        wait_healthy(f"{base}/healthz", proc)
+    with served_vault(operator_env) as base:
         yield base, operator_env
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def test_serve_answers_healthz_and_stops_its_chain(served: tuple[str, dict[str, str]]) -> None:

@@ -29,7 +29,7 @@ from eth_account.signers.local import LocalAccount
 from siwe import SiweMessage
 
 from tests.api.support import FACES, OBAMA_ENROLL, OBAMA_PROBE
-from tests.cli.test_serve import VAULT, run_vault, wait_healthy
+from tests.served import VAULT, run_vault, wait_healthy
 from vault.chain.node import free_port
 
 KILLS = 4

@@ -8,7 +8,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.cli.test_serve import VAULT, run_vault, wait_healthy
+from tests.served import VAULT, run_vault, wait_healthy
 from vault.chain.node import free_port
 
 
