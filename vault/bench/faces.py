@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from vault.bench.lfw import EmbeddingTable, load_or_extract, photo_key, read_pairs
+from vault.bench.face_dataset import EmbeddingTable, load_or_extract, photo_key, read_pairs
 from vault.biometrics import population
 from vault.biometrics.codes import ReedSolomon, rm_decode_soft, rm_encode
 from vault.biometrics.embedding import DetectorConfig, FaceEncoder
@@ -454,7 +454,7 @@ def run(
 
 
 def table_keys(lfw: Path) -> list[str]:
-    from vault.bench.lfw import list_photos
+    from vault.bench.face_dataset import list_photos
 
     return list_photos(lfw)
 

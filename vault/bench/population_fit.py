@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from vault.bench.lfw import load_or_extract
+from vault.bench.face_dataset import load_or_extract
 from vault.biometrics.embedding import DetectorConfig
 
 TEMPLATE = '''"""Population statistics of L2-normalised face_recognition embeddings (generated).
