@@ -20,6 +20,7 @@ from vault.auth.siwe_login import ProviderSignIn
 from vault.auth.tokens import TokenIssuer
 from vault.biometrics.service import FaceGate
 from vault.chain.compiler import load_artifact
+from vault.chain.nonce_guard import guard_for
 from vault.chain.registry import ConsentRegistryClient
 from vault.crypto.secret_files import load_or_create_secret
 from vault.records.service import RecordService
@@ -65,6 +66,8 @@ def build_services(vault: Vault) -> Services:
         artifact=load_artifact(settings.project_root),
         operator=vault.operator,
         chain_id=settings.chain_id,
+        # API processes sharing this database also share the operator key.
+        nonce_guard=guard_for(vault.engine),
     )
     audit = AuditLog(session_factory=factory)
     accounts = PatientAccounts(session_factory=factory)

@@ -39,6 +39,7 @@ from vault.chain.eip712 import (
 )
 from vault.chain.history import HistoryReader, RegistryEvent
 from vault.chain.jsonrpc import JsonRpc
+from vault.chain.nonce_guard import NonceGuard
 from vault.chain.relayer import Relayer, TxOutcome
 from vault.chain.reverts import RevertDecoder
 from vault.errors import ChainUnavailable, ContractMissing, InvalidInput, VaultError
@@ -125,6 +126,7 @@ class ConsentRegistryClient:
         operator: LocalAccount | None = None,
         chain_id: int | None = None,
         receipt_timeout: float = 60.0,
+        nonce_guard: NonceGuard | None = None,
     ) -> ConsentRegistryClient:
         """A client for ``address``; with ``operator``, a relayer that sends as that account."""
         chain_id = chain_id if chain_id is not None else int(w3.eth.chain_id)
@@ -136,6 +138,7 @@ class ConsentRegistryClient:
                 decoder=decoder,
                 chain_id=chain_id,
                 receipt_timeout=receipt_timeout,
+                nonce_guard=nonce_guard,
             )
             if operator is not None
             else None

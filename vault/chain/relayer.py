@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 
+from vault.chain.nonce_guard import NonceGuard
 from vault.chain.reverts import RevertDecoder
 from vault.errors import ChainUnavailable, TransactionFailed, TransactionNotConfirmed, VaultError
 
@@ -63,6 +65,7 @@ class Relayer:
         chain_id: int | None = None,
         receipt_timeout: float = 60.0,
         poll_latency: float = 0.05,
+        nonce_guard: NonceGuard | None = None,
     ) -> None:
         self._w3 = w3
         self._account = account
@@ -72,6 +75,9 @@ class Relayer:
         self._poll_latency = poll_latency
         self._lock = threading.Lock()
         self._next_nonce: int | None = None
+        # Shared with other processes using this key (vault.chain.nonce_guard); with one,
+        # the nonce is always read from the node inside the guard, never from the cache.
+        self._nonce_guard = nonce_guard
 
     @property
     def address(self) -> ChecksumAddress:
@@ -126,7 +132,10 @@ class Relayer:
 
     def _sign_and_send(self, tx: dict[str, Any], *, context: str) -> tuple[str, int]:
         for attempt in range(1, SEND_ATTEMPTS + 1):
-            with self._lock:
+            guard = self._nonce_guard() if self._nonce_guard is not None else nullcontext()
+            with self._lock, guard:
+                if self._nonce_guard is not None:
+                    self._next_nonce = None
                 try:
                     nonce = self._allocate()
                     signed = self._account.sign_transaction({**tx, "nonce": nonce})
