@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.store.backends import (
+    database_url,
+    engine,
+    postgres_template,
+    session_factory,
+    sqlite_template,
+)
 from vault.crypto.keyring import StaticKeyring, new_keyring
 from vault.records.service import RecordService
 from vault.records.types import RecordLimits
@@ -19,24 +24,8 @@ SAMPLE_FHIR = PROJECT_ROOT / "sample_data" / "fhir"
 SHARED_FHIR = Path("/work/shared/fhir")
 
 
-def _load_backends() -> object:
-    name = "vault_test_backends"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "store" / "backends.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_backends = _load_backends()
-sqlite_template = _backends.sqlite_template  # type: ignore[attr-defined]
-postgres_template = _backends.postgres_template  # type: ignore[attr-defined]
-database_url = _backends.database_url  # type: ignore[attr-defined]
-engine = _backends.engine  # type: ignore[attr-defined]
-session_factory = _backends.session_factory  # type: ignore[attr-defined]
+# Fixtures from tests/store/backends.py: migrated databases of both backends.
+__all__ = ["database_url", "engine", "postgres_template", "session_factory", "sqlite_template"]
 
 
 @pytest.fixture
