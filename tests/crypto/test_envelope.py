@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -10,8 +11,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vault.crypto.aead import OVERHEAD_BYTES, associated_data, open_sealed, seal
+from vault.crypto.aead import TAG_BYTES, associated_data, open_sealed, seal
 from vault.crypto.envelope import (
+    PatientKeyCache,
     RecordContext,
     WrappedPatientKey,
     new_patient_key,
@@ -36,48 +38,120 @@ def _context(vector: dict[str, Any]) -> RecordContext:
 
 
 def test_vectors_reproduce(envelope_vectors: list[dict[str, Any]], pattern_random: Any) -> None:
+    """Patient keys of every vector, and format-2 records, come out byte for byte."""
     for vector in envelope_vectors:
         random = pattern_random(vector["random_seed"])
         patient_key, wrapped = new_patient_key(
             _keyring(vector), vector["patient_id"], random=random
         )
+        assert wrapped.wrapped.hex() == vector["wrapped_patient_key"]
+        if vector["format"] != 2:
+            continue  # format 1 is read, no longer written
         sealed = patient_key.encrypt(
             _context(vector), bytes.fromhex(vector["plaintext"]), random=random
         )
-        assert wrapped.wrapped.hex() == vector["wrapped_patient_key"]
         assert sealed.wrapped_data_key.hex() == vector["wrapped_data_key"]
         assert bytes(sealed.ciphertext).hex() == vector["ciphertext"]
 
 
-def test_vectors_open_and_match_bare_aes_gcm(envelope_vectors: list[dict[str, Any]]) -> None:
-    """The documented layout, checked with nothing but AESGCM: format || nonce || ct+tag."""
-    for vector in envelope_vectors:
+def test_vectors_cover_both_formats(envelope_vectors: list[dict[str, Any]]) -> None:
+    assert {vector["format"] for vector in envelope_vectors} == {1, 2}
 
-        def bare_open(key: bytes, blob_hex: str, aad_hex: str) -> bytes:
+
+def test_vectors_open_and_match_bare_aes_gcm(envelope_vectors: list[dict[str, Any]]) -> None:
+    """The documented layouts, checked with nothing but AESGCM, and opened by the vault."""
+    for vector in envelope_vectors:
+        record_format = vector["format"]
+
+        def bare_open(key: bytes, blob_hex: str, aad_hex: str, header: int) -> bytes:
             blob = bytes.fromhex(blob_hex)
-            assert blob[0] == 0x01
+            assert blob[0] == header
             return AESGCM(key).decrypt(blob[1:13], blob[13:], bytes.fromhex(aad_hex))
 
         patient_key = bare_open(
             bytes.fromhex(vector["master_key"]),
             vector["wrapped_patient_key"],
             vector["patient_key_aad"],
+            1,
         )
         assert patient_key.hex() == vector["patient_key"]
-        data_key = bare_open(patient_key, vector["wrapped_data_key"], vector["data_key_aad"])
-        plaintext = bare_open(data_key, vector["ciphertext"], vector["record_aad"])
+        data_key = bare_open(
+            patient_key, vector["wrapped_data_key"], vector["data_key_aad"], record_format
+        )
+        if record_format == 1:
+            plaintext = bare_open(data_key, vector["ciphertext"], vector["record_aad"], 1)
+        else:  # no header; the nonce is 12 zero bytes under a single-use data key
+            plaintext = AESGCM(data_key).decrypt(
+                bytes(12), bytes.fromhex(vector["ciphertext"]), bytes.fromhex(vector["record_aad"])
+            )
         assert plaintext.hex() == vector["plaintext"]
-        # and the vault opens them too
+        context = _context(vector)
+        assert context.record_aad(record_format).hex() == vector["record_aad"]
+        assert context.data_key_aad(record_format).hex() == vector["data_key_aad"]
+        # and the vault opens them too, uncached and through the cache
         wrapped = WrappedPatientKey(
             vector["master_key_version"], bytes.fromhex(vector["wrapped_patient_key"])
         )
-        key = unwrap_patient_key(_keyring(vector), vector["patient_id"], wrapped)
-        opened = key.decrypt(
-            _context(vector),
-            bytes.fromhex(vector["ciphertext"]),
-            bytes.fromhex(vector["wrapped_data_key"]),
-        )
-        assert opened.hex() == vector["plaintext"]
+        for key in (
+            unwrap_patient_key(_keyring(vector), vector["patient_id"], wrapped),
+            PatientKeyCache().unwrap(_keyring(vector), vector["patient_id"], wrapped),
+        ):
+            opened = key.decrypt(
+                context,
+                bytes.fromhex(vector["ciphertext"]),
+                bytes.fromhex(vector["wrapped_data_key"]),
+            )
+            assert opened.hex() == vector["plaintext"]
+
+
+def _format_1_record(
+    key_bytes: bytes, context: RecordContext, plaintext: bytes
+) -> tuple[bytes, bytes]:
+    """A record sealed as the vault wrote them before format 2 (body, wrapped data key)."""
+    data_key = os.urandom(32)
+    body = seal(data_key, plaintext, context.record_aad(1))
+    return bytes(body), bytes(seal(key_bytes, data_key, context.data_key_aad(1)))
+
+
+def test_format_1_records_stay_readable_and_cannot_be_relabelled() -> None:
+    keyring = new_keyring()
+    key, _wrapped = new_patient_key(keyring, "patient-a")
+    context = RecordContext("record-1", "patient-a", 3, CT)
+    body, wrapped_data_key = _format_1_record(key._key, context, b"old record")
+    assert key.decrypt(context, body, wrapped_data_key) == b"old record"
+    for relabelled in (b"\x02" + wrapped_data_key[1:], b"\x03" + wrapped_data_key[1:]):
+        with pytest.raises(DecryptionFailed):
+            key.decrypt(context, body, relabelled)
+    fresh = key.encrypt(context, b"new record")
+    assert fresh.wrapped_data_key[0] == 2
+    with pytest.raises(DecryptionFailed):  # a format-2 key relabelled as format 1
+        key.decrypt(context, fresh.ciphertext, b"\x01" + fresh.wrapped_data_key[1:])
+    with pytest.raises(DecryptionFailed):  # bodies of one format under the other's key
+        key.decrypt(context, body, fresh.wrapped_data_key)
+    with pytest.raises(DecryptionFailed):
+        key.decrypt(context, fresh.ciphertext, wrapped_data_key)
+
+
+def test_format_2_body_is_bare_aes_gcm_with_a_zero_nonce() -> None:
+    keyring = new_keyring()
+    key, _wrapped = new_patient_key(keyring, "patient-a")
+    context = RecordContext("record-1", "patient-a", 2, CT)
+    drawn: list[bytes] = []
+
+    def random(n: int) -> bytes:
+        drawn.append(os.urandom(n))
+        return drawn[-1]
+
+    sealed = key.encrypt(context, b"body", random=random)
+    assert [len(d) for d in drawn] == [44]  # one draw: data key, wrap nonce
+    data_key, nonce = drawn[0][:32], drawn[0][32:]
+    assert len(sealed.ciphertext) == len(b"body") + 16  # no header, no stored nonce
+    assert AESGCM(data_key).decrypt(bytes(12), sealed.ciphertext, context.record_aad()) == b"body"
+    assert sealed.wrapped_data_key[:13] == b"\x02" + nonce
+    assert (
+        AESGCM(key._key).decrypt(nonce, sealed.wrapped_data_key[13:], context.data_key_aad())
+        == data_key
+    )
 
 
 def test_associated_data_is_unambiguous() -> None:
@@ -126,17 +200,24 @@ def test_every_failure_is_the_same_opaque_error() -> None:
     key = unwrap_patient_key(keyring, "patient-a", wrapped)
     flipped = bytearray(ciphertext)
     flipped[20] ^= 1
-    failures = [
+    failures: list[Callable[[], object]] = [
         lambda: key.decrypt(context, bytes(flipped), wrapped_data_key),
         lambda: key.decrypt(context, ciphertext[:-1], wrapped_data_key),
         lambda: key.decrypt(context, b"", wrapped_data_key),
-        lambda: key.decrypt(context, b"\x02" + ciphertext[1:], wrapped_data_key),
+        lambda: key.decrypt(context, bytes([ciphertext[0] ^ 1]) + ciphertext[1:], wrapped_data_key),
+        lambda: key.decrypt(context, ciphertext, b"\x01" + wrapped_data_key[1:]),  # relabelled
+        lambda: key.decrypt(context, ciphertext, b"\x07" + wrapped_data_key[1:]),  # unknown format
         lambda: key.decrypt(context, ciphertext, None),  # shredded data key
         lambda: key.decrypt(context, ciphertext, wrapped_data_key[:-3]),
         lambda: unwrap_patient_key(keyring, "patient-a", None),  # shredded patient key
         lambda: unwrap_patient_key(new_keyring(), "patient-a", wrapped),  # wrong master key
         lambda: unwrap_patient_key(keyring, "patient-a", WrappedPatientKey(99, wrapped.wrapped)),
         lambda: open_sealed(b"short", ciphertext, b""),
+        lambda: PatientKeyCache().unwrap(keyring, "patient-a", None),
+        lambda: PatientKeyCache().unwrap(new_keyring(), "patient-a", wrapped),
+        lambda: PatientKeyCache().unwrap(
+            keyring, "patient-a", WrappedPatientKey(99, wrapped.wrapped)
+        ),
     ]
     messages = set()
     for failure in failures:
@@ -154,6 +235,34 @@ def test_rewrap_keeps_records_readable() -> None:
     assert rewrapped.master_version == 2 and rewrapped.wrapped != wrapped.wrapped
     key = unwrap_patient_key(rotated.without(1), "patient-a", rewrapped)
     assert key.decrypt(context, ciphertext, wrapped_data_key) == b'{"resourceType":"Patient"}'
+
+
+def test_patient_key_cache_returns_only_what_unwrapping_would() -> None:
+    keyring, wrapped, context, ciphertext, wrapped_data_key = _sealed_record()
+    cache = PatientKeyCache(maxsize=2)
+    first = cache.unwrap(keyring, "patient-a", wrapped)
+    assert cache.unwrap(keyring, "patient-a", wrapped) is first  # a hit
+    assert first.decrypt(context, ciphertext, wrapped_data_key) == b'{"resourceType":"Patient"}'
+    # nothing but the exact inputs hits: another master key with the same version, another
+    # patient id, a retired version, a shredded (None) key all fail as unwrapping does
+    impostor = MasterKeyring(keys={1: os.urandom(32)}, created={1: ""})
+    refused: list[Callable[[], object]] = [
+        lambda: cache.unwrap(impostor, "patient-a", wrapped),
+        lambda: cache.unwrap(keyring, "patient-b", wrapped),
+        lambda: cache.unwrap(keyring.with_new_key().without(1), "patient-a", wrapped),
+        lambda: cache.unwrap(keyring, "patient-a", None),
+    ]
+    for failure in refused:
+        with pytest.raises(DecryptionFailed):
+            failure()
+    # a re-wrapped key (new bytes) is a miss that opens to the same key
+    rotated = keyring.with_new_key()
+    rewrapped = rewrap_patient_key(rotated, "patient-a", wrapped)
+    second = cache.unwrap(rotated, "patient-a", rewrapped)
+    assert second is not first
+    assert second.decrypt(context, ciphertext, wrapped_data_key) == b'{"resourceType":"Patient"}'
+    cache.clear()
+    assert cache.unwrap(keyring, "patient-a", wrapped) is not first
 
 
 def test_fresh_keys_and_nonces_each_time() -> None:
@@ -181,8 +290,29 @@ def test_property_roundtrip(
     key = unwrap_patient_key(keyring, patient_id, wrapped)
     context = RecordContext(record_id, patient_id, version, content_type)
     sealed = key.encrypt(context, plaintext)
-    assert len(sealed.ciphertext) == len(plaintext) + OVERHEAD_BYTES
+    assert len(sealed.ciphertext) == len(plaintext) + TAG_BYTES
     assert key.decrypt(context, sealed.ciphertext, sealed.wrapped_data_key) == plaintext
+    # the inlined AAD encoding equals the reference one (associated_data) for any text
+    wrapped_data_key = sealed.wrapped_data_key
+    data_key = AESGCM(key._key).decrypt(
+        wrapped_data_key[1:13], wrapped_data_key[13:], context.data_key_aad()
+    )
+    assert AESGCM(data_key).decrypt(bytes(12), sealed.ciphertext, context.record_aad()) == plaintext
+
+
+@settings(max_examples=150, deadline=None)
+@given(plaintext=st.binary(min_size=0, max_size=512), data=st.data())
+def test_property_any_bit_flip_in_a_record_fails(plaintext: bytes, data: st.DataObject) -> None:
+    keyring = new_keyring()
+    key, _wrapped = new_patient_key(keyring, "p")
+    context = RecordContext("r", "p", 1, CT)
+    sealed = key.encrypt(context, plaintext)
+    parts = [bytearray(sealed.ciphertext), bytearray(sealed.wrapped_data_key)]
+    which = data.draw(st.integers(min_value=0, max_value=1))
+    position = data.draw(st.integers(min_value=0, max_value=len(parts[which]) * 8 - 1))
+    parts[which][position // 8] ^= 1 << (position % 8)
+    with pytest.raises(DecryptionFailed):
+        key.decrypt(context, bytes(parts[0]), bytes(parts[1]))
 
 
 @settings(max_examples=150, deadline=None)

@@ -1,10 +1,11 @@
 """AES-256-GCM sealing with a one-byte format tag, and canonical associated data.
 
-Every ciphertext the vault writes — a record's body, a wrapped data key, a wrapped
-patient key — has the same layout::
+A value sealed by :func:`seal` (a wrapped patient key, and every wrapped data key and
+record body of format 1) has the layout::
 
     format (1 byte, 0x01) || nonce (12 bytes, random) || AES-256-GCM ciphertext || tag (16)
 
+Record bodies and data keys of format 2 are laid out by :mod:`vault.crypto.envelope`.
 Associated data is never stored: the reader rebuilds it from what it expects (record id,
 patient, version, content type...), so a ciphertext moved anywhere else fails to open.
 Every failure to open raises the one opaque :class:`~vault.errors.DecryptionFailed`.
@@ -33,7 +34,21 @@ TAG_BYTES = 16
 HEADER_BYTES = 1 + NONCE_BYTES
 OVERHEAD_BYTES = HEADER_BYTES + TAG_BYTES
 
-_OPAQUE = "ciphertext could not be opened"
+#: The message of every :class:`DecryptionFailed`, whatever the cause.
+OPAQUE = "ciphertext could not be opened"
+
+_length = struct.Struct(">I").pack
+
+
+def encode_field(field: str) -> bytes:
+    """One field of associated data: its 4-byte big-endian length, then its UTF-8 bytes."""
+    encoded = field.encode("utf-8")
+    return _length(len(encoded)) + encoded
+
+
+def purpose_prefix(purpose: str) -> bytes:
+    """What associated data for ``purpose`` starts with: ``b"vault:" + purpose + b"\\x00"``."""
+    return b"vault:" + purpose.encode("ascii") + b"\x00"
 
 
 def associated_data(purpose: str, *fields: str) -> bytes:
@@ -43,32 +58,26 @@ def associated_data(purpose: str, *fields: str) -> bytes:
     length and its UTF-8 bytes. Length prefixes make ``("ab", "c")`` and ``("a", "bc")``
     differ; the purpose keeps a wrapped key from ever opening as a record.
     """
-    parts = [b"vault:", purpose.encode("ascii"), b"\x00"]
-    for field in fields:
-        encoded = field.encode("utf-8")
-        parts.append(struct.pack(">I", len(encoded)))
-        parts.append(encoded)
-    return b"".join(parts)
+    return purpose_prefix(purpose) + b"".join(encode_field(field) for field in fields)
 
 
-@lru_cache(maxsize=4096)
-def _long_lived(key: bytes) -> AESGCM:
-    # The AES key schedule costs about as much as sealing 10 KB; master and patient keys
-    # are reused, so their schedules are kept (bounded). Data keys are used once: never here.
+@lru_cache(maxsize=64)
+def long_lived(key: bytes) -> AESGCM:
+    """The cipher of a master key, its key schedule kept (bounded) across operations.
+
+    Building an ``AESGCM`` costs about a microsecond (as much as sealing 10 KB); master
+    keys are few and reused. Patient keys keep their own (see ``PatientKeyCache``); data
+    keys are used once and never come here.
+    """
     return AESGCM(key)
-
-
-def _cipher(key: bytes, reuse: bool) -> AESGCM:
-    return _long_lived(key) if reuse else AESGCM(key)
 
 
 def seal(
     key: bytes, plaintext: bytes, aad: bytes, *, random: Random = os.urandom, reuse: bool = False
 ) -> bytearray:
-    """Encrypt ``plaintext`` under ``key`` (32 bytes) bound to ``aad``.
+    """Encrypt ``plaintext`` under ``key`` (32 bytes) bound to ``aad`` (format 1).
 
-    Encrypts straight into the output buffer so large records are not copied twice.
-    ``reuse`` marks a long-lived key (master, patient) whose key schedule may be cached.
+    ``reuse`` marks a long-lived key (a master key) whose key schedule may be cached.
     """
     nonce = random(NONCE_BYTES)
     if len(nonce) != NONCE_BYTES:
@@ -76,7 +85,8 @@ def seal(
     out = bytearray(HEADER_BYTES + len(plaintext) + TAG_BYTES)
     out[0] = FORMAT_V1
     out[1:HEADER_BYTES] = nonce
-    _cipher(key, reuse).encrypt_into(nonce, plaintext, aad, memoryview(out)[HEADER_BYTES:])
+    cipher = long_lived(key) if reuse else AESGCM(key)
+    cipher.encrypt_into(nonce, plaintext, aad, memoryview(out)[HEADER_BYTES:])
     return out
 
 
@@ -92,11 +102,21 @@ def open_sealed(
     Raises :class:`DecryptionFailed` — and only that — when the key is missing (shredded),
     has the wrong length, the input is malformed or truncated, or authentication fails.
     """
-    view = memoryview(sealed)
-    if key is None or len(key) != KEY_BYTES or len(view) < OVERHEAD_BYTES or view[0] != FORMAT_V1:
-        raise DecryptionFailed(_OPAQUE)
+    if key is None or len(key) != KEY_BYTES:
+        raise DecryptionFailed(OPAQUE)
     try:
-        cipher = _cipher(key, reuse)
+        cipher = long_lived(key) if reuse else AESGCM(key)
+    except ValueError:
+        raise DecryptionFailed(OPAQUE) from None
+    return open_sealed_with(cipher, sealed, aad)
+
+
+def open_sealed_with(cipher: AESGCM, sealed: bytes | bytearray | memoryview, aad: bytes) -> bytes:
+    """:func:`open_sealed` with a ready cipher (a cached patient key's)."""
+    view = memoryview(sealed)
+    if len(view) < OVERHEAD_BYTES or view[0] != FORMAT_V1:
+        raise DecryptionFailed(OPAQUE)
+    try:
         return cipher.decrypt(bytes(view[1:HEADER_BYTES]), view[HEADER_BYTES:], aad)
     except (InvalidTag, ValueError, TypeError):
-        raise DecryptionFailed(_OPAQUE) from None
+        raise DecryptionFailed(OPAQUE) from None

@@ -10,25 +10,83 @@
   patient, version and content type, so a ciphertext copied to another record, patient
   or version, or relabelled with another content type, fails to open.
 
+Record formats. The first byte of the wrapped data key names the format of the version;
+the format is also part of both purposes in the associated data, so relabelling a wrapped
+key with another format byte makes it fail to open. Format 2 is written, both are read.
+
+- **Format 2**: wrapped data key = ``0x02 || nonce (12, random) || AES-256-GCM(patient
+  key, data key) || tag``, purpose ``data-key/2``; body = ``AES-256-GCM(data key, nonce =
+  12 zero bytes) || tag``, purpose ``record/2``, with no header (nothing to copy the body
+  behind). The fixed nonce is safe because a data key is random, fresh for every version
+  and seals exactly one body: GCM needs a (key, nonce) pair never to repeat, and a
+  single-use key never repeats a pair (the AWS Encryption SDK derives a key per message
+  for the same reason). The data key and the wrap nonce come from one random draw.
+- **Format 1**: data key and body each sealed by :func:`~vault.crypto.aead.seal`
+  (``0x01 || random nonce || ciphertext || tag``), purposes ``data-key/1``, ``record/1``.
+
 Every failure to open anything raises the one opaque :class:`~vault.errors.DecryptionFailed`.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import struct
+from functools import lru_cache
+from typing import NamedTuple
 
-from vault.crypto.aead import KEY_BYTES, Random, associated_data, open_sealed, seal
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from vault.crypto.aead import (
+    FORMAT_V1,
+    KEY_BYTES,
+    NONCE_BYTES,
+    OPAQUE,
+    OVERHEAD_BYTES,
+    Random,
+    associated_data,
+    encode_field,
+    open_sealed,
+    open_sealed_with,
+    purpose_prefix,
+    seal,
+)
 from vault.crypto.keyring import MasterKeyring
 from vault.errors import DecryptionFailed
 
+FORMAT_V2 = 0x02
 PURPOSE_PATIENT_KEY = "patient-key/1"
-PURPOSE_DATA_KEY = "data-key/1"
-PURPOSE_RECORD = "record/1"
+PURPOSE_DATA_KEY = {FORMAT_V1: "data-key/1", FORMAT_V2: "data-key/2"}
+PURPOSE_RECORD = {FORMAT_V1: "record/1", FORMAT_V2: "record/2"}
+#: Length of a wrapped data key, in every format: format, nonce, key, tag.
+WRAPPED_KEY_BYTES = OVERHEAD_BYTES + KEY_BYTES
+
+_DATA_KEY_V1 = purpose_prefix(PURPOSE_DATA_KEY[FORMAT_V1])
+_DATA_KEY_V2 = purpose_prefix(PURPOSE_DATA_KEY[FORMAT_V2])
+_RECORD_V1 = purpose_prefix(PURPOSE_RECORD[FORMAT_V1])
+_RECORD_V2 = purpose_prefix(PURPOSE_RECORD[FORMAT_V2])
+_V2_HEADER = bytes([FORMAT_V2])
+_V2_DRAW = KEY_BYTES + NONCE_BYTES
+_ZERO_NONCE = bytes(NONCE_BYTES)
 
 
-@dataclass(frozen=True)
-class RecordContext:
+_WRAP_BODY = 1 + NONCE_BYTES  # where a wrapped data key's ciphertext starts
+_length = struct.Struct(">I").pack
+
+
+@lru_cache(maxsize=256)
+def _content_type_field(content_type: str) -> bytes:
+    # A handful of content types exist (FHIR JSON, PDF, PNG, ...): encode each once.
+    return encode_field(content_type)
+
+
+@lru_cache(maxsize=1024)
+def _version(version: int) -> bytes:
+    # the version as associated_data encodes str(version); most records have few versions
+    return encode_field(str(version))
+
+
+class RecordContext(NamedTuple):
     """What a record ciphertext is bound to. All four must match to open it."""
 
     record_id: str
@@ -36,35 +94,45 @@ class RecordContext:
     version: int
     content_type: str
 
-    def record_aad(self) -> bytes:
+    def record_aad(self, record_format: int = FORMAT_V2) -> bytes:
+        """The body's associated data (reference encoding, see :func:`associated_data`)."""
         return associated_data(
-            PURPOSE_RECORD, self.record_id, self.patient_id, str(self.version), self.content_type
+            PURPOSE_RECORD[record_format],
+            self.record_id,
+            self.patient_id,
+            str(self.version),
+            self.content_type,
         )
 
-    def data_key_aad(self) -> bytes:
-        return associated_data(PURPOSE_DATA_KEY, self.record_id, self.patient_id, str(self.version))
+    def data_key_aad(self, record_format: int = FORMAT_V2) -> bytes:
+        """The wrapped data key's associated data (reference encoding)."""
+        return associated_data(
+            PURPOSE_DATA_KEY[record_format], self.record_id, self.patient_id, str(self.version)
+        )
 
 
-@dataclass(frozen=True)
-class WrappedPatientKey:
+class WrappedPatientKey(NamedTuple):
     master_version: int
     wrapped: bytes
 
 
-@dataclass(frozen=True)
-class SealedRecord:
-    ciphertext: bytearray
+class SealedRecord(NamedTuple):
+    """A sealed record version: the body to store as a blob, the key for its row."""
+
+    ciphertext: bytes
     wrapped_data_key: bytes
 
 
 class PatientKey:
-    """An unwrapped patient key, held only in memory for the duration of one operation."""
+    """An unwrapped patient key, with its AES key schedule. Never printed."""
 
-    __slots__ = ("_key", "patient_id")
+    __slots__ = ("_cipher", "_key", "_patient_field", "patient_id")
 
     def __init__(self, patient_id: str, key: bytes) -> None:
         self.patient_id = patient_id
         self._key = key
+        self._cipher = AESGCM(key)
+        self._patient_field = encode_field(patient_id)
 
     def __repr__(self) -> str:  # never print key material
         return f"PatientKey(patient_id={self.patient_id!r})"
@@ -72,13 +140,26 @@ class PatientKey:
     def encrypt(
         self, context: RecordContext, plaintext: bytes, *, random: Random = os.urandom
     ) -> SealedRecord:
-        """Seal ``plaintext`` under a fresh data key, itself wrapped under this key."""
-        if context.patient_id != self.patient_id:
+        """Seal ``plaintext`` (format 2) under a fresh data key, wrapped under this key.
+
+        Draws ``random(44)`` once: the data key (32 bytes), then the wrap nonce (12).
+        """
+        record_id, patient_id, version, content_type = context
+        if patient_id != self.patient_id:
             raise ValueError("record context names another patient")
-        data_key = random(KEY_BYTES)
-        ciphertext = seal(data_key, plaintext, context.record_aad(), random=random)
-        wrapped = seal(self._key, data_key, context.data_key_aad(), random=random, reuse=True)
-        return SealedRecord(ciphertext=ciphertext, wrapped_data_key=bytes(wrapped))
+        fresh = random(_V2_DRAW)
+        if len(fresh) != _V2_DRAW:
+            raise ValueError("random source returned too few bytes")
+        data_key, nonce = fresh[:KEY_BYTES], fresh[KEY_BYTES:]
+        # record id, patient id, version: what both AADs share, encoded once (the same
+        # bytes as associated_data; tests check it). Inline: this runs once per record.
+        encoded_id = record_id.encode("utf-8")
+        shared = _length(len(encoded_id)) + encoded_id + self._patient_field + _version(version)
+        body = AESGCM(data_key).encrypt(
+            _ZERO_NONCE, plaintext, _RECORD_V2 + shared + _content_type_field(content_type)
+        )
+        wrapped = self._cipher.encrypt(nonce, data_key, _DATA_KEY_V2 + shared)
+        return SealedRecord(body, _V2_HEADER + nonce + wrapped)
 
     def decrypt(
         self,
@@ -86,14 +167,38 @@ class PatientKey:
         ciphertext: bytes | bytearray | memoryview,
         wrapped_data_key: bytes | None,
     ) -> bytes:
-        """Open a record version. ``wrapped_data_key`` None means it was shredded.
+        """Open a record version of format 2 or 1. ``wrapped_data_key`` None: shredded.
 
         Raises :class:`DecryptionFailed` for every failure, whatever its cause.
         """
-        if wrapped_data_key is None or context.patient_id != self.patient_id:
-            raise DecryptionFailed("ciphertext could not be opened")
-        data_key = open_sealed(self._key, wrapped_data_key, context.data_key_aad(), reuse=True)
-        return open_sealed(data_key, ciphertext, context.record_aad())
+        record_id, patient_id, version, content_type = context
+        if (
+            wrapped_data_key is None
+            or len(wrapped_data_key) != WRAPPED_KEY_BYTES
+            or patient_id != self.patient_id
+        ):
+            raise DecryptionFailed(OPAQUE)
+        encoded_id = record_id.encode("utf-8")
+        shared = _length(len(encoded_id)) + encoded_id + self._patient_field + _version(version)
+        record_format = wrapped_data_key[0]
+        if record_format == FORMAT_V2:
+            try:
+                data_key = self._cipher.decrypt(
+                    wrapped_data_key[1:_WRAP_BODY],
+                    wrapped_data_key[_WRAP_BODY:],
+                    _DATA_KEY_V2 + shared,
+                )
+                return AESGCM(data_key).decrypt(
+                    _ZERO_NONCE, ciphertext, _RECORD_V2 + shared + _content_type_field(content_type)
+                )
+            except (InvalidTag, ValueError, TypeError):
+                raise DecryptionFailed(OPAQUE) from None
+        if record_format == FORMAT_V1:
+            data_key = open_sealed_with(self._cipher, wrapped_data_key, _DATA_KEY_V1 + shared)
+            return open_sealed(
+                data_key, ciphertext, _RECORD_V1 + shared + _content_type_field(content_type)
+            )
+        raise DecryptionFailed(OPAQUE)
 
 
 def _patient_aad(patient_id: str, master_version: int) -> bytes:
@@ -108,17 +213,52 @@ def new_patient_key(
     return PatientKey(patient_id, key), _wrap(keyring, patient_id, key, random=random)
 
 
+def _unwrap_under(
+    master: bytes, patient_id: str, master_version: int, wrapped: bytes
+) -> PatientKey:
+    key = open_sealed(master, wrapped, _patient_aad(patient_id, master_version), reuse=True)
+    return PatientKey(patient_id, key)
+
+
 def unwrap_patient_key(
     keyring: MasterKeyring, patient_id: str, wrapped: WrappedPatientKey | None
 ) -> PatientKey:
     """Open a wrapped patient key. None (shredded) or a retired master version fail opaquely."""
     if wrapped is None:
-        raise DecryptionFailed("ciphertext could not be opened")
+        raise DecryptionFailed(OPAQUE)
     master = keyring.key(wrapped.master_version)
-    key = open_sealed(
-        master, wrapped.wrapped, _patient_aad(patient_id, wrapped.master_version), reuse=True
-    )
-    return PatientKey(patient_id, key)
+    return _unwrap_under(master or b"", patient_id, wrapped.master_version, wrapped.wrapped)
+
+
+class PatientKeyCache:
+    """Unwrapped patient keys, kept across operations (bounded LRU, thread-safe).
+
+    The cache key is everything unwrapping reads: the master key itself, its version, the
+    patient id and the wrapped bytes *as just read from the database*. So a hit returns
+    exactly what unwrapping would have returned, and the cache holds no state another
+    process could disagree with: a shredded patient (NULL row) or a retired master version
+    fails before the cache is consulted, and a re-wrapped key (other bytes) is a miss.
+    Failures are never cached. Unwrapped keys stay in memory until evicted or
+    :meth:`clear` (the service clears it when it shreds a patient).
+    """
+
+    def __init__(self, *, maxsize: int = 4096) -> None:
+        self._unwrap = lru_cache(maxsize=maxsize)(_unwrap_under)
+
+    def unwrap(
+        self, keyring: MasterKeyring, patient_id: str, wrapped: WrappedPatientKey | None
+    ) -> PatientKey:
+        """Like :func:`unwrap_patient_key`, remembering the result."""
+        if wrapped is None:
+            raise DecryptionFailed(OPAQUE)
+        master = keyring.key(wrapped.master_version)
+        if master is None:
+            raise DecryptionFailed(OPAQUE)
+        # bytes() is free for bytes and makes a database's memoryview hashable
+        return self._unwrap(master, patient_id, wrapped.master_version, bytes(wrapped.wrapped))
+
+    def clear(self) -> None:
+        self._unwrap.cache_clear()
 
 
 def rewrap_patient_key(

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from vault.crypto.envelope import RecordContext, WrappedPatientKey, unwrap_patient_key
+from vault.crypto.envelope import PatientKeyCache, RecordContext, WrappedPatientKey
 from vault.crypto.keyring import MasterKeyring
 from vault.errors import DecryptionFailed, NotFound
 from vault.records.types import IntegrityProblem, IntegrityReport, SweepReport
@@ -33,6 +33,7 @@ def verify_store(
     referenced: set[str] = set()
     checked = 0
     last: tuple[str, int] = ("", 0)
+    patient_keys = PatientKeyCache()  # one unwrap per patient, not per version
     while True:
         with transaction(sessions) as session:
             page = session.execute(
@@ -72,7 +73,7 @@ def verify_store(
                 continue
             if keyring is not None:
                 try:
-                    key = unwrap_patient_key(
+                    key = patient_keys.unwrap(
                         keyring,
                         patient.id,
                         WrappedPatientKey(patient.master_key_version or 0, patient.wrapped_key)

@@ -30,11 +30,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from vault.crypto.aead import Random
 from vault.crypto.envelope import (
     PatientKey,
+    PatientKeyCache,
     RecordContext,
     WrappedPatientKey,
     new_patient_key,
     rewrap_patient_key,
-    unwrap_patient_key,
 )
 from vault.crypto.keyring import KeyringSource
 from vault.errors import (
@@ -92,6 +92,7 @@ class RecordService:
         limits: RecordLimits | None = None,
         clock: Clock = system_clock,
         random: Random = os.urandom,
+        patient_keys: PatientKeyCache | None = None,
     ) -> None:
         self._sessions = session_factory
         self._blobs = blobs
@@ -99,6 +100,9 @@ class RecordService:
         self.limits = limits or RecordLimits()
         self._clock = clock
         self._random = random
+        # Unwrapped patient keys, looked up by the wrapped bytes each operation reads from
+        # the database, so what another process changed (shredded, re-wrapped) is seen.
+        self._patient_keys = patient_keys or PatientKeyCache()
 
     # --- patients ----------------------------------------------------------------------
 
@@ -143,6 +147,9 @@ class RecordService:
                 .where(RecordRow.patient_id == patient_id, RecordRow.deleted_at.is_(None))
                 .values(deleted_at=now)
             )
+        # This process's memory no longer holds the shredded key (other processes' caches
+        # keep theirs until evicted; none of them can be reached without the wrapped row).
+        self._patient_keys.clear()
         reclaim(self._sessions, self._blobs, keys)
         _checkpoint(self._sessions)
 
@@ -518,7 +525,7 @@ class RecordService:
     def _unwrap(self, patient: PatientRow) -> PatientKey:
         if patient.wrapped_key is None or patient.master_key_version is None:
             raise DecryptionFailed("ciphertext could not be opened")
-        return unwrap_patient_key(
+        return self._patient_keys.unwrap(
             self._keyring.get(),
             patient.id,
             WrappedPatientKey(patient.master_key_version, patient.wrapped_key),
