@@ -102,7 +102,7 @@ class RecordService:
         self._random = random
         # Unwrapped patient keys, looked up by the wrapped bytes each operation reads from
         # the database, so what another process changed (shredded, re-wrapped) is seen.
-        self._patient_keys = patient_keys or PatientKeyCache()
+        self._patient_keys = PatientKeyCache() if patient_keys is None else patient_keys
 
     # --- patients ----------------------------------------------------------------------
 
