@@ -93,6 +93,16 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=32 << 20, gt=0, description="Largest request body the API reads."
     )
+    consent_cache_seconds: int = Field(
+        default=60,
+        ge=0,
+        le=3600,
+        description=(
+            "How far ahead a provider-read consent decision may be reused while the chain's "
+            "latest block stays the same (checked on every read; any new block drops it). "
+            "0: every read is one eth_call at the latest block."
+        ),
+    )
     anchor_interval_seconds: float = Field(
         default=60.0, ge=0, description="Anchor the audit log this often (0: only on demand)."
     )

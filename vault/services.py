@@ -7,8 +7,11 @@ chain).
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from vault.access.accounts import PatientAccounts
 from vault.access.consents import ConsentDesk
@@ -20,6 +23,7 @@ from vault.auth.siwe_login import ProviderSignIn
 from vault.auth.tokens import TokenIssuer
 from vault.biometrics.service import FaceGate
 from vault.chain.compiler import load_artifact
+from vault.chain.head import HeadWatch
 from vault.chain.nonce_guard import guard_for
 from vault.chain.registry import ConsentRegistryClient
 from vault.crypto.secret_files import load_or_create_secret
@@ -27,8 +31,10 @@ from vault.records.service import RecordService
 from vault.records.types import RecordLimits
 from vault.records.wiring import blob_store, keyring_source
 from vault.runtime import Vault
+from vault.store.blobs import LocalBlobStore
 
 SIGNATURE_TTL_SECONDS = 600
+T = TypeVar("T")
 
 
 def signature_deadline(registry: ConsentRegistryClient, ttl: int = SIGNATURE_TTL_SECONDS) -> int:
@@ -50,6 +56,17 @@ class Services:
     gate: ConsentGate
     consents: ConsentDesk
     enrollment: PatientEnrollment
+    #: Whether the record store's reads are local and quick (SQLite file, blob directory):
+    #: then coroutines run them inline rather than paying a worker-thread round trip.
+    local_storage: bool = False
+
+    async def offload(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run a blocking store read from a coroutine: inline when storage is local (tens
+        of microseconds of disk cache and CPU), in a worker thread when it is a network
+        round trip (PostgreSQL, object storage) that must not stall the event loop."""
+        if self.local_storage:
+            return fn(*args, **kwargs)
+        return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 def build_services(vault: Vault) -> Services:
@@ -111,7 +128,14 @@ def build_services(vault: Vault) -> Services:
         ),
         records=records,
         registry=registry,
-        gate=ConsentGate(registry=registry, audit=audit),
+        gate=ConsentGate(
+            registry=registry,
+            audit=audit,
+            head=HeadWatch(registry.latest_block),
+            cache_seconds=settings.consent_cache_seconds,
+        ),
         consents=consents,
         enrollment=enrollment,
+        local_storage=vault.engine.dialect.name == "sqlite"
+        and isinstance(records.blobs, LocalBlobStore),
     )

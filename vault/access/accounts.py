@@ -14,11 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from vault.errors import NotFound
 from vault.store.access_models import PatientAccountRow
+from vault.store.database import engine_of
 from vault.store.models import utcnow
 
 
@@ -39,6 +40,16 @@ def chain_patient_id(pepper: bytes, handle: str) -> bytes:
     return hmac.new(key, handle.encode(), hashlib.sha256).digest()
 
 
+_ACCOUNTS = PatientAccountRow.__table__
+_BY_HANDLE = select(
+    _ACCOUNTS.c.handle,
+    _ACCOUNTS.c.record_patient_id,
+    _ACCOUNTS.c.chain_patient_id,
+    _ACCOUNTS.c.controller,
+    _ACCOUNTS.c.deleted_at,
+).where(_ACCOUNTS.c.handle == bindparam("handle"))
+
+
 def _account(row: PatientAccountRow) -> PatientAccount:
     return PatientAccount(
         row.handle, row.record_patient_id, bytes.fromhex(row.chain_patient_id[2:]), row.controller
@@ -50,6 +61,7 @@ class PatientAccounts:
         self, *, session_factory: sessionmaker[Session], clock: Callable[[], datetime] = utcnow
     ) -> None:
         self._factory = session_factory
+        self._engine = engine_of(session_factory)
         self._clock = clock
 
     def create(
@@ -68,11 +80,17 @@ class PatientAccounts:
 
     def get(self, handle: str) -> PatientAccount:
         """The live account; :class:`NotFound` for unknown and deleted handles alike."""
-        with self._factory() as session:
-            row = session.get(PatientAccountRow, handle)
-            if row is None or row.deleted_at is not None:
-                raise NotFound("no such patient")
-            return _account(row)
+        # Core, not the ORM: this runs on every request (see ``engine_of``).
+        with self._engine.connect() as conn:
+            row = conn.execute(_BY_HANDLE, {"handle": handle}).first()
+        if row is None or row.deleted_at is not None:
+            raise NotFound("no such patient")
+        return PatientAccount(
+            row.handle,
+            row.record_patient_id,
+            bytes.fromhex(row.chain_patient_id[2:]),
+            row.controller,
+        )
 
     def set_controller(self, handle: str, controller: str) -> None:
         with self._factory() as session, session.begin():

@@ -1,19 +1,40 @@
 """The consent decision on every provider read, and its audit entry.
 
-The chain is the source of truth: each decision is one ``eth_call`` at the latest
-block (no cache), so a revoke is enforced from the first read after its receipt. A chain
-that cannot answer means *no* (the read is refused with ``ChainUnavailable``, 503), and
-the refusal is audited too. Every decision is appended to the access log before any
-data is returned; if the log cannot be written, the read is refused.
+The chain is the source of truth. Every decision is taken against a block the node
+reported *after the read arrived* (:class:`~vault.chain.head.HeadWatch`), so a revoke is
+enforced from the first read after its receipt:
+
+* the decision for (patient, provider, scope, purpose) is cached *for that block only*,
+  keyed by the block's hash: any new block (a revoke, a provider deactivated, a new
+  emergency role, a chain reset) changes the hash and every cached decision is dropped
+  before it can be used again. No event subscription is trusted to arrive in time; the
+  head check on each read is what makes the cache unable to outlive a revocation;
+* time still passes within one block: a decision is cached only when the contract gives
+  the same answer now and ``cache_seconds`` ahead (two ``eth_call``s pinned to the block),
+  and is reused only within that span. Windows only close as time passes, so equal ends
+  mean the same answer throughout (see ``ConsentRegistryClient.access_basis_span``).
+
+With ``cache_seconds`` 0 (or no head watch) each decision is one ``eth_call`` at latest.
+A chain that cannot answer means *no* (the read is refused with ``ChainUnavailable``,
+503), and the refusal is audited too. Every decision is appended to the access log before
+any data is returned; if the log cannot be written, the read is refused.
+
+The cache is process-local but holds nothing another process could contradict: every
+entry is checked against the chain's head on every read.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from vault.access.accounts import PatientAccount
 from vault.access.scopes import purpose_id, scope_id
 from vault.audit.log import AuditEvent, AuditLog
+from vault.chain.head import AsyncHeadWatch, HeadOutcome, HeadWatch, block_of
 from vault.chain.registry import AccessBasis, ConsentRegistryClient
 from vault.errors import AccessDenied, ChainUnavailable
 
@@ -24,19 +45,103 @@ class ReadDecision:
     scope: str
 
 
+#: Decisions kept for one block at most; beyond this many, the oldest block's are dropped.
+MAX_CACHED_DECISIONS = 100_000
+
+_Terms = tuple[bytes, str, bytes, bytes]
+
+
+@dataclass(frozen=True)
+class _Cached:
+    basis: AccessBasis
+    start: int  # unix seconds: the answer holds from here ...
+    end: int  # ... to here, in the block it was cached for
+
+
 class ConsentGate:
-    def __init__(self, *, registry: ConsentRegistryClient, audit: AuditLog) -> None:
+    def __init__(
+        self,
+        *,
+        registry: ConsentRegistryClient,
+        audit: AuditLog,
+        head: HeadWatch | None = None,
+        cache_seconds: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._registry = registry
         self._audit = audit
+        self._head = head if cache_seconds > 0 else None
+        self._async_head = AsyncHeadWatch(self._head.fetch) if self._head is not None else None
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._block_hash = ""
+        self._decisions: dict[_Terms, _Cached] = {}
 
     def basis(
         self, account: PatientAccount, provider: str, category: str, purpose: str
     ) -> AccessBasis:
         """The chain's answer for reading ``category`` now (the contract also honours a
         consent or emergency window for all data)."""
-        return self._registry.access_basis(
-            account.chain_patient_id, provider, scope_id(category), purpose_id(purpose)
+        terms = (account.chain_patient_id, provider, scope_id(category), purpose_id(purpose))
+        if self._head is None:
+            return self._registry.access_basis(*terms)
+        block = self._head.latest()
+        now = int(self._clock())
+        cached = self._cached(terms, block.hash, now)
+        if cached is not None:
+            return cached
+        return self._decide(terms, block.hash, now)
+
+    def watch_head(self) -> asyncio.Future[HeadOutcome] | None:
+        """Start learning the chain's head now, for a read that will ask
+        :meth:`authorize_read_async` after other work (None: no cache, nothing to start)."""
+        return self._async_head.latest() if self._async_head is not None else None
+
+    async def basis_async(
+        self,
+        account: PatientAccount,
+        provider: str,
+        category: str,
+        purpose: str,
+        *,
+        head: asyncio.Future[HeadOutcome] | None = None,
+    ) -> AccessBasis:
+        """:meth:`basis` for a coroutine: waits for the head on the loop, calls in a thread.
+
+        ``head`` is :meth:`watch_head`'s future, started when the read arrived.
+        """
+        terms = (account.chain_patient_id, provider, scope_id(category), purpose_id(purpose))
+        if self._async_head is None:
+            return await asyncio.to_thread(self._registry.access_basis, *terms)
+        block = block_of(await asyncio.shield(head or self._async_head.latest()))
+        now = int(self._clock())
+        cached = self._cached(terms, block.hash, now)
+        if cached is not None:
+            return cached
+        return await asyncio.to_thread(self._decide, terms, block.hash, now)
+
+    def _cached(self, terms: _Terms, block_hash: str, now: int) -> AccessBasis | None:
+        with self._lock:
+            if block_hash != self._block_hash:
+                self._block_hash, self._decisions = block_hash, {}
+            cached = self._decisions.get(terms)
+        if cached is not None and cached.start <= now <= cached.end:
+            return cached.basis
+        return None
+
+    def _decide(self, terms: _Terms, block_hash: str, now: int) -> AccessBasis:
+        end = now + self._cache_seconds
+        at_start, at_end = self._registry.access_basis_span(
+            *terms, block_hash=block_hash, start=now, end=end
         )
+        if at_start is at_end:
+            with self._lock:
+                if block_hash == self._block_hash:
+                    if len(self._decisions) >= MAX_CACHED_DECISIONS:
+                        self._decisions.clear()
+                    self._decisions[terms] = _Cached(at_start, now, end)
+        return at_start
 
     def authorize_read(
         self,
@@ -52,32 +157,68 @@ class ConsentGate:
         Raises :class:`AccessDenied` (no consent or emergency access on chain) and
         :class:`ChainUnavailable` (the chain cannot answer). Both are audited as denials.
         """
-
-        def audit(outcome: str, action: str, reason: str = "", scope: str = category) -> None:
-            self._audit.append(
-                AuditEvent(
-                    patient_id=account.handle,
-                    actor=provider,
-                    action=action,
-                    outcome=outcome,
-                    scope=scope,
-                    purpose=purpose,
-                    record_id=record_id,
-                    reason=reason,
-                )
-            )
-
         try:
             basis = self.basis(account, provider, category, purpose)
         except ChainUnavailable as exc:
-            audit("denied", "read", reason=exc.code)
+            self._audit.append(_read_event(account, provider, category, purpose, record_id, exc))
             raise
-        if basis is AccessBasis.NONE:
-            audit("denied", "read", reason="no_consent")
-            raise AccessDenied(
-                "no consent on chain for this scope and purpose",
-                details={"scope": category, "purpose": purpose},
-            )
-        action = "emergency_read" if basis is AccessBasis.EMERGENCY else "read"
-        audit("allowed", action)
-        return ReadDecision(basis, category)
+        self._audit.append(_read_event(account, provider, category, purpose, record_id, basis))
+        return _decision(basis, category, purpose)
+
+    async def authorize_read_async(
+        self,
+        *,
+        account: PatientAccount,
+        provider: str,
+        category: str,
+        purpose: str,
+        record_id: str = "",
+        head: asyncio.Future[HeadOutcome] | None = None,
+    ) -> ReadDecision:
+        """:meth:`authorize_read` for the event loop (the provider read's hot path): the same
+        decision and the same audit entry, committed before this returns."""
+        try:
+            basis = await self.basis_async(account, provider, category, purpose, head=head)
+        except ChainUnavailable as exc:
+            event = _read_event(account, provider, category, purpose, record_id, exc)
+            await self._audit.append_async(event)
+            raise
+        event = _read_event(account, provider, category, purpose, record_id, basis)
+        await self._audit.append_async(event)
+        return _decision(basis, category, purpose)
+
+
+def _read_event(
+    account: PatientAccount,
+    provider: str,
+    category: str,
+    purpose: str,
+    record_id: str,
+    outcome: AccessBasis | ChainUnavailable,
+) -> AuditEvent:
+    if isinstance(outcome, ChainUnavailable):
+        verdict, action, reason = "denied", "read", outcome.code
+    elif outcome is AccessBasis.NONE:
+        verdict, action, reason = "denied", "read", "no_consent"
+    else:
+        verdict, reason = "allowed", ""
+        action = "emergency_read" if outcome is AccessBasis.EMERGENCY else "read"
+    return AuditEvent(
+        patient_id=account.handle,
+        actor=provider,
+        action=action,
+        outcome=verdict,
+        scope=category,
+        purpose=purpose,
+        record_id=record_id,
+        reason=reason,
+    )
+
+
+def _decision(basis: AccessBasis, category: str, purpose: str) -> ReadDecision:
+    if basis is AccessBasis.NONE:
+        raise AccessDenied(
+            "no consent on chain for this scope and purpose",
+            details={"scope": category, "purpose": purpose},
+        )
+    return ReadDecision(basis, category)

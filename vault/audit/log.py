@@ -7,27 +7,31 @@ them against the roots the contract stores (``vault.audit.proofs``).
 
 Appends are safe across processes: the sequence number is the primary key, so two
 writers racing for the same number cannot both win; the loser re-reads the tail and
-retries.
+retries. Within a process, concurrent appends are group-committed (see :class:`AuditLog`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import hashlib
 import json
 import threading
 import time
+import weakref
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vault.audit import merkle
 from vault.errors import DatabaseUnavailable, VaultError
 from vault.store.audit_models import AuditAnchorRow, AuditEntryRow
+from vault.store.database import engine_of
 from vault.store.models import utcnow
 
 GENESIS_HASH = b"\x00" * 32
@@ -55,6 +59,9 @@ class AuditEvent:
     purpose: str = ""
     record_id: str = ""
     reason: str = ""
+
+
+_EVENT_FIELDS = tuple(f.name for f in fields(AuditEvent))
 
 
 @dataclass(frozen=True)
@@ -95,10 +102,15 @@ def _utc_naive(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
 
 
+def _fields(event: AuditEvent) -> dict[str, str]:
+    # ``dataclasses.asdict`` deep-copies every value; the fields are all strings.
+    return {name: getattr(event, name) for name in _EVENT_FIELDS}
+
+
 def entry_hash(seq: int, at: datetime, event: AuditEvent, prev_hash: bytes) -> bytes:
     """The hash chaining an entry to its predecessor. Part of the public proof format."""
     body = json.dumps(
-        {"seq": seq, "at": _utc_naive(at).isoformat(timespec="microseconds"), **asdict(event)},
+        {"seq": seq, "at": _utc_naive(at).isoformat(timespec="microseconds"), **_fields(event)},
         sort_keys=True,
         separators=(",", ":"),
     ).encode()
@@ -119,48 +131,178 @@ def _entry(row: AuditEntryRow) -> AuditEntry:
     return AuditEntry(row.seq, row.at, event, row.prev_hash, row.entry_hash)
 
 
+@dataclass
+class _Pending:
+    """One caller's event waiting for the group commit that writes it."""
+
+    event: AuditEvent
+    entry: AuditEntry | None = None
+    error: BaseException | None = None
+
+
+@dataclass
+class _LoopQueue:
+    """Events queued by coroutines of one event loop, and the task writing them."""
+
+    queue: list[tuple[AuditEvent, asyncio.Future[AuditEntry]]] = field(default_factory=list)
+    flusher: asyncio.Task[None] | None = None
+
+
 class AuditLog:
-    """Append, read, verify and anchor the access log."""
+    """Append, read, verify and anchor the access log.
+
+    Appends are group-committed: concurrent callers queue their events, and whichever
+    caller takes the write lock first writes every queued event in one transaction while
+    the others wait for it. Each caller returns only after the transaction holding its
+    entry has committed (the read it audits has not been answered yet), so batching
+    changes the cost of an append, not what it promises. The tail (sequence, hash) is
+    remembered between batches; if another process appended meanwhile, the insert of the
+    next sequence number collides on the primary key, and the batch re-reads the tail and
+    retries.
+    """
 
     def __init__(
         self, *, session_factory: sessionmaker[Session], clock: Callable[[], datetime] = utcnow
     ) -> None:
         self._factory = session_factory
+        self._engine = engine_of(session_factory)
         self._clock = clock
-        # Serializes this process's appends: racing for the same sequence number inside
-        # one process would only burn retries (and, on SQLite, busy waits). Other
-        # processes are still handled by the primary key and the retry loop.
+        # The write lock: one batch at a time from this process. Other processes are
+        # handled by the primary key and the retry loop.
         self._append_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Pending] = []
+        self._tail: tuple[int, bytes] | None = None  # (seq, hash) last written here
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopQueue] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def append(self, event: AuditEvent) -> AuditEntry:
         """Append one entry at the tail. Raises :class:`DatabaseUnavailable` if it cannot."""
+        pending = _Pending(event)
+        with self._queue_lock:
+            self._queue.append(pending)
+        with self._append_lock:
+            if pending.entry is None and pending.error is None:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._write(batch)
+        if pending.error is not None:
+            # Every waiter of a failed batch gets its own copy (one shared exception
+            # object would collect every thread's traceback).
+            raise copy.copy(pending.error) from pending.error.__cause__
+        assert pending.entry is not None
+        return pending.entry
+
+    async def append_async(self, event: AuditEvent) -> AuditEntry:
+        """:meth:`append` for coroutines on one event loop (the provider read's hot path).
+
+        Events queue on the loop; one flusher writes whatever has queued, in a worker
+        thread, one transaction per batch, and wakes each caller once its entry is
+        committed. Same promise as :meth:`append`, without a thread per waiting caller.
+        """
+        loop = asyncio.get_running_loop()
+        settled: asyncio.Future[AuditEntry] = loop.create_future()
+        # One queue per loop (tests run several): futures are only touched on their loop.
+        state = self._loops.get(loop)
+        if state is None:
+            state = self._loops[loop] = _LoopQueue()
+        state.queue.append((event, settled))
+        if state.flusher is None or state.flusher.done():
+            state.flusher = loop.create_task(self._flush_loop_queue(state))
+        return await asyncio.shield(settled)
+
+    async def _flush_loop_queue(self, state: _LoopQueue) -> None:
+        while state.queue:
+            queued, state.queue = state.queue, []
+            batch = [_Pending(event) for event, _ in queued]
+            try:
+                await asyncio.to_thread(self._write_locked, batch)
+            except asyncio.CancelledError:  # the loop is shutting down: nobody is answered
+                for _, settled in queued + state.queue:
+                    settled.cancel()
+                state.queue = []
+                raise
+            except Exception as exc:  # each caller gets it below
+                for pending in batch:
+                    pending.error = pending.error or exc
+            for pending, (_, settled) in zip(batch, queued, strict=True):
+                if settled.done():
+                    continue
+                if pending.entry is not None:
+                    settled.set_result(pending.entry)
+                else:
+                    error = pending.error or DatabaseUnavailable("audit append failed")
+                    settled.set_exception(copy.copy(error))
+
+    def _write_locked(self, batch: list[_Pending]) -> None:
+        with self._append_lock:
+            self._write(batch)
+
+    def _write(self, batch: list[_Pending]) -> None:
+        """Write ``batch`` in one transaction, settling every one of its callers."""
         last_error: Exception | None = None
         deadline = time.monotonic() + APPEND_DEADLINE_SECONDS
-        for attempt in range(APPEND_ATTEMPTS):
-            if attempt and time.monotonic() > deadline:
-                break
-            try:
-                with self._append_lock, self._factory() as session, session.begin():
-                    tail = session.execute(
-                        select(AuditEntryRow.seq, AuditEntryRow.entry_hash)
-                        .order_by(AuditEntryRow.seq.desc())
-                        .limit(1)
-                    ).first()
-                    seq = tail[0] + 1 if tail else 1
-                    prev = tail[1] if tail else GENESIS_HASH
-                    at = _utc_naive(self._clock())
-                    digest = entry_hash(seq, at, event, prev)
-                    session.add(
-                        AuditEntryRow(
-                            seq=seq, at=at, prev_hash=prev, entry_hash=digest, **asdict(event)
-                        )
-                    )
-                return AuditEntry(seq, at, event, prev, digest)
-            except (IntegrityError, OperationalError) as exc:
-                # Another process took this sequence number (or held the write lock).
-                last_error = exc
-                time.sleep(min(0.002 * (attempt + 1), 0.05))
-        raise DatabaseUnavailable("could not append to the audit log") from last_error
+        try:
+            for attempt in range(APPEND_ATTEMPTS):
+                if attempt and time.monotonic() > deadline:
+                    break
+                try:
+                    entries = self._insert(batch, reread_tail=attempt > 0)
+                except (IntegrityError, OperationalError) as exc:
+                    # Another process took this sequence number (or held the write lock).
+                    self._tail = None
+                    last_error = exc
+                    time.sleep(min(0.002 * (attempt + 1), 0.05))
+                    continue
+                for pending, entry in zip(batch, entries, strict=True):
+                    pending.entry = entry
+                return
+            failure: BaseException = DatabaseUnavailable("could not append to the audit log")
+            failure.__cause__ = last_error
+        except BaseException as exc:  # settle the waiters whatever happened, then re-raise
+            failure = exc
+            self._tail = None
+            for pending in batch:
+                pending.error = failure
+            raise
+        for pending in batch:
+            pending.error = failure
+
+    def _insert(self, batch: list[_Pending], *, reread_tail: bool) -> list[AuditEntry]:
+        # Core on a plain connection, not an ORM session: this runs on every provider read.
+        with self._engine.begin() as conn:
+            tail = None if reread_tail else self._tail
+            if tail is None:
+                row = conn.execute(
+                    select(AuditEntryRow.seq, AuditEntryRow.entry_hash)
+                    .order_by(AuditEntryRow.seq.desc())
+                    .limit(1)
+                ).first()
+                tail = (row[0], row[1]) if row else (0, GENESIS_HASH)
+            seq, prev = tail
+            entries: list[AuditEntry] = []
+            for pending in batch:
+                seq += 1
+                at = _utc_naive(self._clock())
+                digest = entry_hash(seq, at, pending.event, prev)
+                entries.append(AuditEntry(seq, at, pending.event, prev, digest))
+                prev = digest
+            conn.execute(
+                insert(AuditEntryRow),
+                [
+                    {
+                        "seq": e.seq,
+                        "at": e.at,
+                        "prev_hash": e.prev_hash,
+                        "entry_hash": e.entry_hash,
+                        **_fields(e.event),
+                    }
+                    for e in entries
+                ],
+            )
+        self._tail = (seq, prev)
+        return entries
 
     def entries(
         self, *, patient_id: str | None = None, first: int = 1, last: int | None = None

@@ -37,6 +37,10 @@ class Principal:
     expires_at: int
 
 
+#: Verified tokens remembered (a provider's session makes many reads); beyond, start over.
+MAX_VERIFIED_TOKENS = 10_000
+
+
 class TokenIssuer:
     def __init__(
         self, *, key: bytes, ttl_seconds: int, clock: Callable[[], float] = time.time
@@ -44,6 +48,10 @@ class TokenIssuer:
         self._key = key
         self._ttl = ttl_seconds
         self._clock = clock
+        # Token string -> what its signature proved. Only the signature check is skipped
+        # on a hit (it cannot change: same bytes, same key); kind and expiry are checked
+        # on every request. Nothing revokes a token before its expiry, so this is exact.
+        self._verified: dict[str, Principal] = {}
 
     def issue(self, kind: SubjectKind, subject: str) -> tuple[str, int]:
         """A signed token and its expiry (unix seconds)."""
@@ -65,6 +73,11 @@ class TokenIssuer:
         Every failure (bad signature, expired, other kind, malformed) raises the same
         :class:`AuthenticationFailed`, so a caller learns nothing from the difference.
         """
+        known = self._verified.get(token)
+        if known is not None:
+            if known.kind is kind and known.expires_at > int(self._clock()):
+                return known
+            raise AuthenticationFailed("invalid or expired session token")
         try:
             claims = jwt.decode(
                 token,
@@ -85,4 +98,8 @@ class TokenIssuer:
             raise AuthenticationFailed("invalid or expired session token") from exc
         if claims.get("kind") != kind.value or not isinstance(claims.get("sub"), str):
             raise AuthenticationFailed("invalid or expired session token")
-        return Principal(kind, claims["sub"], claims["jti"], int(claims["exp"]))
+        principal = Principal(kind, claims["sub"], claims["jti"], int(claims["exp"]))
+        if len(self._verified) >= MAX_VERIFIED_TOKENS:
+            self._verified.clear()
+        self._verified[token] = principal
+        return principal

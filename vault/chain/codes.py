@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from functools import lru_cache
 
 from eth_utils.crypto import keccak
 
@@ -37,6 +38,7 @@ _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 REASON_SALT_BYTES = 16
 
 
+@lru_cache(maxsize=1024)
 def scope_id(resource_type: str) -> bytes:
     """The scope code for a FHIR resource type, or :data:`ALL_SCOPES` for ``"*"``."""
     if resource_type == ALL_SCOPES_NAME:
@@ -48,6 +50,7 @@ def scope_id(resource_type: str) -> bytes:
     return keccak(text=resource_type)
 
 
+@lru_cache(maxsize=64)
 def purpose_id(code: str) -> bytes:
     """The purpose code for an HL7 PurposeOfUse code such as ``"TREAT"``."""
     if code not in PURPOSES_OF_USE:

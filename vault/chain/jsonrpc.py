@@ -47,9 +47,33 @@ class JsonRpc:
 
     def call(self, method: str, params: list[Any]) -> dict[str, Any]:
         """The decoded JSON-RPC reply (with ``result`` or ``error``)."""
-        body = json.dumps(
+        reply = self._post(
             {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
-        ).encode()
+        )
+        if not isinstance(reply, dict):
+            raise ChainUnavailable("chain RPC answered a single call with a batch")
+        return reply
+
+    def batch(self, calls: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+        """Several calls in one round trip; the replies in the order of ``calls``."""
+        ids = [next(self._ids) for _ in calls]
+        reply = self._post(
+            [
+                {"jsonrpc": "2.0", "id": i, "method": method, "params": params}
+                for i, (method, params) in zip(ids, calls, strict=True)
+            ]
+        )
+        by_id = (
+            {r.get("id"): r for r in reply if isinstance(r, dict)}
+            if isinstance(reply, list)
+            else {}
+        )
+        if set(by_id) != set(ids):
+            raise ChainUnavailable("chain RPC answered a batch incompletely")
+        return [by_id[i] for i in ids]
+
+    def _post(self, payload: object) -> Any:
+        body = json.dumps(payload).encode()
         # One retry on a fresh connection: a kept-alive socket may have been closed by the
         # node (e.g. it restarted) since the last call.
         for attempt in (0, 1):
@@ -57,18 +81,15 @@ class JsonRpc:
                 conn = self._connection()
                 conn.request("POST", self._path, body, {"Content-Type": "application/json"})
                 response = conn.getresponse()
-                payload = response.read()
+                payload_bytes = response.read()
                 if response.status != 200:
                     raise ChainUnavailable(f"chain RPC answered HTTP {response.status}")
-                reply: dict[str, Any] = json.loads(payload)
-                return reply
+                return json.loads(payload_bytes)
             except ChainUnavailable:
                 self._drop()
                 raise
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 self._drop()
                 if attempt:
-                    raise ChainUnavailable(
-                        f"chain RPC unreachable: {type(exc).__name__}"
-                    ) from exc
+                    raise ChainUnavailable(f"chain RPC unreachable: {type(exc).__name__}") from exc
         raise AssertionError("unreachable")

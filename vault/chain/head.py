@@ -1,0 +1,137 @@
+"""The chain's latest block, as fresh as each reader needs it, fetched once per wave.
+
+A provider read may reuse a consent decision only while the chain has not moved, so every
+read must learn the latest block *after it arrived*: a block fetched before could predate
+a revoke whose receipt the caller already holds. Fetching once per read would cost a
+round trip each; instead, concurrent readers share fetches: a reader is served by a fetch
+that started after it arrived (waiting for it if it is still in flight) and starts its
+own only when no such fetch exists. Under load this is one ``eth_getBlockByNumber`` per
+wave of readers; alone, one per read. Arrival and fetch start are ordered by one counter
+under one lock, so "started after it arrived" never depends on clock resolution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import threading
+from collections.abc import Callable
+
+from vault.chain.registry import BlockRef
+from vault.errors import VaultError
+
+
+class HeadWatch:
+    """Single-flight access to ``fetch`` (the node's latest block) with freshness by arrival."""
+
+    def __init__(self, fetch: Callable[[], BlockRef]) -> None:
+        self.fetch = fetch
+        self._cond = threading.Condition()
+        self._ticket = 0  # bumped by every arrival and every fetch start
+        self._in_flight: int | None = None  # ticket of the fetch under way
+        self._done_ticket = -1  # ticket of the newest finished fetch
+        self._done: BlockRef | VaultError | None = None
+
+    def latest(self) -> BlockRef:
+        """A block fetched entirely after this call began. Raises what the fetch raised."""
+        with self._cond:
+            self._ticket += 1
+            arrived = self._ticket
+            while True:
+                if self._done_ticket > arrived:
+                    return self._outcome(self._done)
+                if self._in_flight is None:
+                    break
+                # A fetch is under way. If it started after we arrived it will serve us;
+                # if before, it may predate what our caller knows: wait, then start ours.
+                self._cond.wait()
+            self._ticket += 1
+            mine = self._in_flight = self._ticket
+        outcome: BlockRef | VaultError
+        try:
+            outcome = self.fetch()
+        except VaultError as exc:  # ChainUnavailable and kin: every waiter fails closed too
+            outcome = exc
+        except BaseException:
+            with self._cond:
+                self._in_flight = None
+                self._cond.notify_all()
+            raise
+        with self._cond:
+            self._done_ticket, self._done = mine, outcome
+            self._in_flight = None
+            self._cond.notify_all()
+        return self._outcome(outcome)
+
+    @staticmethod
+    def _outcome(outcome: BlockRef | VaultError | None) -> BlockRef:
+        if isinstance(outcome, VaultError):
+            # A copy per waiter: one exception object raised in many threads would share
+            # (and grow) one traceback.
+            raise copy.copy(outcome)
+        assert outcome is not None
+        return outcome
+
+
+#: What a fetch ends with: the block, or the error every reader it serves must raise.
+HeadOutcome = BlockRef | VaultError
+
+
+def block_of(outcome: HeadOutcome) -> BlockRef:
+    """The block, or a fresh copy of the fetch's error raised in the caller's context."""
+    return HeadWatch._outcome(outcome)
+
+
+class AsyncHeadWatch:
+    """:class:`HeadWatch` for coroutines on one event loop.
+
+    The same rule (a reader is served only by a fetch that started after it arrived), with
+    waiting done on the loop rather than on thread locks: under load, readers parked on
+    locks each need the GIL back in turn, which serialized them behind the loop's work.
+    :meth:`latest` starts the fetch (a blocking call, in the loop's executor) at once
+    when none is under way, so a caller can do other work while it runs; arrivals during
+    a fetch all join the one fetch that starts when it ends.
+    """
+
+    def __init__(self, fetch: Callable[[], BlockRef]) -> None:
+        self._fetch = fetch
+        self._in_flight: asyncio.Future[HeadOutcome] | None = None
+        self._next: asyncio.Future[HeadOutcome] | None = None
+
+    def latest(self) -> asyncio.Future[HeadOutcome]:
+        """A future of a fetch that starts no earlier than this call (``block_of`` it)."""
+        loop = asyncio.get_running_loop()
+        if self._in_flight is None:
+            return self._start(loop)
+        if self._next is None:
+            self._next = loop.create_future()
+        return self._next
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[HeadOutcome]:
+        fetch = self._in_flight = loop.run_in_executor(None, self._fetch_outcome)
+        fetch.add_done_callback(lambda _done: self._finished(loop))
+        return fetch
+
+    def _fetch_outcome(self) -> HeadOutcome:
+        try:
+            return self._fetch()
+        except VaultError as exc:  # ChainUnavailable and kin: every reader fails closed
+            return exc
+
+    def _finished(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._in_flight = None
+        if self._next is None:
+            return
+        waiting, self._next = self._next, None
+        self._start(loop).add_done_callback(lambda done: _settle(waiting, done))
+
+
+def _settle(waiting: asyncio.Future[HeadOutcome], done: asyncio.Future[HeadOutcome]) -> None:
+    if waiting.done():
+        return
+    if done.cancelled():
+        waiting.cancel()
+    elif (error := done.exception()) is not None:
+        waiting.set_exception(error)
+    else:
+        waiting.set_result(done.result())
