@@ -6,10 +6,10 @@ Against a running vault started with ``VAULT_BENCH_ENDPOINTS=true``:
    Observation; the operator registers a fresh provider; it signs in, asks, the patient
    approves with a photo.
 2. At concurrency 1, 8 and 32, the authorized provider read
-   ``GET /provider/patients/{h}/records/{id}?purpose=TREAT`` (token, consent check on chain
-   at the latest block, decrypt, audit append) and ``GET /bench/bare?size=N`` (the same
-   number of bytes through the same HTTP stack with no checks at all), each for at most
-   ``requests`` requests or ``seconds`` seconds.
+   ``GET /provider/patients/{h}/records/{id}?purpose=TREAT`` (token, consent decision for
+   the chain head fetched after the read arrived, decrypt, audit append committed) and
+   ``GET /bench/bare?size=N`` (the same number of bytes through the same HTTP stack with
+   no checks at all), each for at most ``requests`` requests or ``seconds`` seconds.
 3. Under load (8 readers), the patient revokes; every read that *starts* after the
    revoke's response (which the vault sends after the receipt) must be refused. The lag is
    reported in blocks: the revoke's block and the chain head at the next read.
@@ -293,8 +293,9 @@ def run(
     bare = Target.get(base_url, f"/bench/bare?size={story.body_bytes}")
     echo(
         f"enforced: GET /provider/patients/{{h}}/records/{{id}}?purpose=TREAT, "
-        f"{story.body_bytes} bytes (bearer token, consent check on chain at the latest "
-        "block, decrypt, audit append)"
+        f"{story.body_bytes} bytes (bearer token, account + record lookup, decrypt, "
+        "chain head fetched after the read arrived and the consent decision for that block, "
+        "audit entry committed before the response)"
     )
     echo(
         f"bare:     GET /bench/bare?size={story.body_bytes}, the same number of bytes through "

@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import threading
+import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from vault.chain.registry import BlockRef
 from vault.errors import VaultError
@@ -95,21 +97,28 @@ class AsyncHeadWatch:
 
     def __init__(self, fetch: Callable[[], BlockRef]) -> None:
         self._fetch = fetch
-        self._in_flight: asyncio.Future[HeadOutcome] | None = None
-        self._next: asyncio.Future[HeadOutcome] | None = None
+        # Futures belong to one loop; a test client may drive the app from several.
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopFetches] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def latest(self) -> asyncio.Future[HeadOutcome]:
         """A future of a fetch that starts no earlier than this call (``block_of`` it)."""
         loop = asyncio.get_running_loop()
-        if self._in_flight is None:
-            return self._start(loop)
-        if self._next is None:
-            self._next = loop.create_future()
-        return self._next
+        state = self._loops.get(loop)
+        if state is None:
+            state = self._loops[loop] = _LoopFetches()
+        if state.in_flight is None:
+            return self._start(loop, state)
+        if state.next is None:
+            state.next = loop.create_future()
+        return state.next
 
-    def _start(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[HeadOutcome]:
-        fetch = self._in_flight = loop.run_in_executor(None, self._fetch_outcome)
-        fetch.add_done_callback(lambda _done: self._finished(loop))
+    def _start(
+        self, loop: asyncio.AbstractEventLoop, state: _LoopFetches
+    ) -> asyncio.Future[HeadOutcome]:
+        fetch = state.in_flight = loop.run_in_executor(None, self._fetch_outcome)
+        fetch.add_done_callback(lambda _done: self._finished(loop, state))
         return fetch
 
     def _fetch_outcome(self) -> HeadOutcome:
@@ -118,12 +127,18 @@ class AsyncHeadWatch:
         except VaultError as exc:  # ChainUnavailable and kin: every reader fails closed
             return exc
 
-    def _finished(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._in_flight = None
-        if self._next is None:
+    def _finished(self, loop: asyncio.AbstractEventLoop, state: _LoopFetches) -> None:
+        state.in_flight = None
+        if state.next is None:
             return
-        waiting, self._next = self._next, None
-        self._start(loop).add_done_callback(lambda done: _settle(waiting, done))
+        waiting, state.next = state.next, None
+        self._start(loop, state).add_done_callback(lambda done: _settle(waiting, done))
+
+
+@dataclass
+class _LoopFetches:
+    in_flight: asyncio.Future[HeadOutcome] | None = None  # the fetch under way
+    next: asyncio.Future[HeadOutcome] | None = None  # readers who arrived during it
 
 
 def _settle(waiting: asyncio.Future[HeadOutcome], done: asyncio.Future[HeadOutcome]) -> None:
