@@ -23,7 +23,6 @@ from vault.auth.siwe_login import ProviderSignIn
 from vault.auth.tokens import TokenIssuer
 from vault.biometrics.service import FaceGate
 from vault.chain.compiler import load_artifact
-from vault.chain.head import HeadWatch
 from vault.chain.nonce_guard import guard_for
 from vault.chain.registry import ConsentRegistryClient
 from vault.crypto.secret_files import load_or_create_secret
@@ -131,7 +130,7 @@ def build_services(vault: Vault) -> Services:
         gate=ConsentGate(
             registry=registry,
             audit=audit,
-            head=HeadWatch(registry.latest_block),
+            latest_block=registry.latest_block,
             cache_seconds=settings.consent_cache_seconds,
         ),
         consents=consents,

@@ -19,7 +19,6 @@ from vault.access.accounts import PatientAccount
 from vault.access.gate import ConsentGate
 from vault.audit.log import AuditLog
 from vault.chain.codes import purpose_id, scope_id
-from vault.chain.head import HeadWatch
 from vault.chain.jsonrpc import JsonRpc
 from vault.chain.registry import AccessBasis, ConsentRegistryClient
 from vault.errors import AccessDenied, ChainUnavailable
@@ -64,7 +63,7 @@ def _gate(
     return ConsentGate(
         registry=client,
         audit=audit,
-        head=HeadWatch(client.latest_block),
+        latest_block=client.latest_block,
         cache_seconds=60,
         **kwargs,
     )
@@ -212,7 +211,7 @@ def test_unreachable_chain_is_refused_and_audited(
     _grant(client, patient, provider.address, client.chain_time() + 3600)
     node = [client.latest_block]
     gate = ConsentGate(
-        registry=client, audit=audit, head=HeadWatch(lambda: node[0]()), cache_seconds=60
+        registry=client, audit=audit, latest_block=lambda: node[0](), cache_seconds=60
     )
     account = _account(patient)
     gate.basis(account, provider.address, "Observation", "TREAT")  # cached for this block

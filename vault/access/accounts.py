@@ -13,8 +13,9 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from vault.errors import NotFound
@@ -50,7 +51,7 @@ _BY_HANDLE = select(
 ).where(_ACCOUNTS.c.handle == bindparam("handle"))
 
 
-def _account(row: PatientAccountRow) -> PatientAccount:
+def _account(row: PatientAccountRow | Row[*tuple[Any, ...]]) -> PatientAccount:
     return PatientAccount(
         row.handle, row.record_patient_id, bytes.fromhex(row.chain_patient_id[2:]), row.controller
     )
@@ -85,12 +86,7 @@ class PatientAccounts:
             row = conn.execute(_BY_HANDLE, {"handle": handle}).first()
         if row is None or row.deleted_at is not None:
             raise NotFound("no such patient")
-        return PatientAccount(
-            row.handle,
-            row.record_patient_id,
-            bytes.fromhex(row.chain_patient_id[2:]),
-            row.controller,
-        )
+        return _account(row)
 
     def set_controller(self, handle: str, controller: str) -> None:
         with self._factory() as session, session.begin():

@@ -35,7 +35,7 @@ from vault.access.accounts import PatientAccount
 from vault.access.scopes import purpose_id, scope_id
 from vault.audit.log import AuditEvent, AuditLog
 from vault.chain.head import AsyncHeadWatch, HeadOutcome, HeadWatch, block_of
-from vault.chain.registry import AccessBasis, ConsentRegistryClient
+from vault.chain.registry import AccessBasis, BlockRef, ConsentRegistryClient
 from vault.errors import AccessDenied, ChainUnavailable
 
 
@@ -64,14 +64,18 @@ class ConsentGate:
         *,
         registry: ConsentRegistryClient,
         audit: AuditLog,
-        head: HeadWatch | None = None,
+        latest_block: Callable[[], BlockRef] | None = None,
         cache_seconds: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``latest_block`` asks the node for its head (threads and coroutines each share
+        fetches through their own watch); without it, or with ``cache_seconds`` 0, every
+        decision is one ``eth_call`` at latest."""
         self._registry = registry
         self._audit = audit
-        self._head = head if cache_seconds > 0 else None
-        self._async_head = AsyncHeadWatch(self._head.fetch) if self._head is not None else None
+        fetch = latest_block if cache_seconds > 0 else None
+        self._head = HeadWatch(fetch) if fetch is not None else None
+        self._async_head = AsyncHeadWatch(fetch) if fetch is not None else None
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._lock = threading.Lock()
@@ -83,7 +87,7 @@ class ConsentGate:
     ) -> AccessBasis:
         """The chain's answer for reading ``category`` now (the contract also honours a
         consent or emergency window for all data)."""
-        terms = (account.chain_patient_id, provider, scope_id(category), purpose_id(purpose))
+        terms = _terms(account, provider, category, purpose)
         if self._head is None:
             return self._registry.access_basis(*terms)
         block = self._head.latest()
@@ -111,7 +115,7 @@ class ConsentGate:
 
         ``head`` is :meth:`watch_head`'s future, started when the read arrived.
         """
-        terms = (account.chain_patient_id, provider, scope_id(category), purpose_id(purpose))
+        terms = _terms(account, provider, category, purpose)
         if self._async_head is None:
             return await asyncio.to_thread(self._registry.access_basis, *terms)
         block = block_of(await asyncio.shield(head or self._async_head.latest()))
@@ -186,6 +190,10 @@ class ConsentGate:
         event = _read_event(account, provider, category, purpose, record_id, basis)
         await self._audit.append_async(event)
         return _decision(basis, category, purpose)
+
+
+def _terms(account: PatientAccount, provider: str, category: str, purpose: str) -> _Terms:
+    return account.chain_patient_id, provider, scope_id(category), purpose_id(purpose)
 
 
 def _read_event(

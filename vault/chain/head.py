@@ -22,17 +22,36 @@ from dataclasses import dataclass
 from vault.chain.registry import BlockRef
 from vault.errors import VaultError
 
+#: What a fetch ends with: the block, or the error every reader it serves must raise.
+HeadOutcome = BlockRef | VaultError
+
+
+def _attempt(fetch: Callable[[], BlockRef]) -> HeadOutcome:
+    try:
+        return fetch()
+    except VaultError as exc:  # ChainUnavailable and kin: every reader it serves fails closed
+        return exc
+
+
+def block_of(outcome: HeadOutcome) -> BlockRef:
+    """The block, or a fresh copy of the fetch's error raised in the caller's context."""
+    if isinstance(outcome, VaultError):
+        # A copy per reader: one exception object raised in many threads would share
+        # (and grow) one traceback.
+        raise copy.copy(outcome)
+    return outcome
+
 
 class HeadWatch:
     """Single-flight access to ``fetch`` (the node's latest block) with freshness by arrival."""
 
     def __init__(self, fetch: Callable[[], BlockRef]) -> None:
-        self.fetch = fetch
+        self._fetch = fetch
         self._cond = threading.Condition()
         self._ticket = 0  # bumped by every arrival and every fetch start
         self._in_flight: int | None = None  # ticket of the fetch under way
         self._done_ticket = -1  # ticket of the newest finished fetch
-        self._done: BlockRef | VaultError | None = None
+        self._done: HeadOutcome | None = None
 
     def latest(self) -> BlockRef:
         """A block fetched entirely after this call began. Raises what the fetch raised."""
@@ -41,7 +60,8 @@ class HeadWatch:
             arrived = self._ticket
             while True:
                 if self._done_ticket > arrived:
-                    return self._outcome(self._done)
+                    assert self._done is not None
+                    return block_of(self._done)
                 if self._in_flight is None:
                     break
                 # A fetch is under way. If it started after we arrived it will serve us;
@@ -49,11 +69,8 @@ class HeadWatch:
                 self._cond.wait()
             self._ticket += 1
             mine = self._in_flight = self._ticket
-        outcome: BlockRef | VaultError
         try:
-            outcome = self.fetch()
-        except VaultError as exc:  # ChainUnavailable and kin: every waiter fails closed too
-            outcome = exc
+            outcome = _attempt(self._fetch)
         except BaseException:
             with self._cond:
                 self._in_flight = None
@@ -63,25 +80,7 @@ class HeadWatch:
             self._done_ticket, self._done = mine, outcome
             self._in_flight = None
             self._cond.notify_all()
-        return self._outcome(outcome)
-
-    @staticmethod
-    def _outcome(outcome: BlockRef | VaultError | None) -> BlockRef:
-        if isinstance(outcome, VaultError):
-            # A copy per waiter: one exception object raised in many threads would share
-            # (and grow) one traceback.
-            raise copy.copy(outcome)
-        assert outcome is not None
-        return outcome
-
-
-#: What a fetch ends with: the block, or the error every reader it serves must raise.
-HeadOutcome = BlockRef | VaultError
-
-
-def block_of(outcome: HeadOutcome) -> BlockRef:
-    """The block, or a fresh copy of the fetch's error raised in the caller's context."""
-    return HeadWatch._outcome(outcome)
+        return block_of(outcome)
 
 
 class AsyncHeadWatch:
@@ -117,15 +116,9 @@ class AsyncHeadWatch:
     def _start(
         self, loop: asyncio.AbstractEventLoop, state: _LoopFetches
     ) -> asyncio.Future[HeadOutcome]:
-        fetch = state.in_flight = loop.run_in_executor(None, self._fetch_outcome)
+        fetch = state.in_flight = loop.run_in_executor(None, _attempt, self._fetch)
         fetch.add_done_callback(lambda _done: self._finished(loop, state))
         return fetch
-
-    def _fetch_outcome(self) -> HeadOutcome:
-        try:
-            return self._fetch()
-        except VaultError as exc:  # ChainUnavailable and kin: every reader fails closed
-            return exc
 
     def _finished(self, loop: asyncio.AbstractEventLoop, state: _LoopFetches) -> None:
         state.in_flight = None

@@ -300,10 +300,7 @@ class ConsentRegistryClient:
 
     def chain_time(self) -> int:
         """Timestamp of the latest block."""
-        try:
-            return int(self.w3.eth.get_block("latest")["timestamp"])
-        except Exception as exc:
-            raise ChainUnavailable(f"chain RPC unreachable: {type(exc).__name__}") from exc
+        return self.latest_block().timestamp
 
     def _deadline(self, ttl: int) -> int:
         # The contract compares deadlines with block time; take whichever clock is later.

@@ -30,7 +30,6 @@ Every failure to open anything raises the one opaque :class:`~vault.errors.Decry
 from __future__ import annotations
 
 import os
-import struct
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -39,6 +38,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from vault.crypto.aead import (
     FORMAT_V1,
+    HEADER_BYTES,
     KEY_BYTES,
     NONCE_BYTES,
     OPAQUE,
@@ -68,10 +68,6 @@ _RECORD_V2 = purpose_prefix(PURPOSE_RECORD[FORMAT_V2])
 _V2_HEADER = bytes([FORMAT_V2])
 _V2_DRAW = KEY_BYTES + NONCE_BYTES
 _ZERO_NONCE = bytes(NONCE_BYTES)
-
-
-_WRAP_BODY = 1 + NONCE_BYTES  # where a wrapped data key's ciphertext starts
-_length = struct.Struct(">I").pack
 
 
 @lru_cache(maxsize=256)
@@ -152,9 +148,8 @@ class PatientKey:
             raise ValueError("random source returned too few bytes")
         data_key, nonce = fresh[:KEY_BYTES], fresh[KEY_BYTES:]
         # record id, patient id, version: what both AADs share, encoded once (the same
-        # bytes as associated_data; tests check it). Inline: this runs once per record.
-        encoded_id = record_id.encode("utf-8")
-        shared = _length(len(encoded_id)) + encoded_id + self._patient_field + _version(version)
+        # bytes as associated_data; tests check it).
+        shared = encode_field(record_id) + self._patient_field + _version(version)
         body = AESGCM(data_key).encrypt(
             _ZERO_NONCE, plaintext, _RECORD_V2 + shared + _content_type_field(content_type)
         )
@@ -178,14 +173,13 @@ class PatientKey:
             or patient_id != self.patient_id
         ):
             raise DecryptionFailed(OPAQUE)
-        encoded_id = record_id.encode("utf-8")
-        shared = _length(len(encoded_id)) + encoded_id + self._patient_field + _version(version)
+        shared = encode_field(record_id) + self._patient_field + _version(version)
         record_format = wrapped_data_key[0]
         if record_format == FORMAT_V2:
             try:
                 data_key = self._cipher.decrypt(
-                    wrapped_data_key[1:_WRAP_BODY],
-                    wrapped_data_key[_WRAP_BODY:],
+                    wrapped_data_key[1:HEADER_BYTES],
+                    wrapped_data_key[HEADER_BYTES:],
                     _DATA_KEY_V2 + shared,
                 )
                 return AESGCM(data_key).decrypt(

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import Row, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from vault.crypto.aead import Random
@@ -272,19 +272,9 @@ class RecordService:
         patient_key = self._unwrap_key(patient_id, found.master_key_version, found.wrapped_key)
         context = RecordContext(record_id, patient_id, found.version, found.content_type)
         content = patient_key.decrypt(context, ciphertext, found.wrapped_data_key)
-        info = RecordInfo(
-            record_id=record_id,
-            patient_id=patient_id,
-            resource_type=found.resource_type,
-            category=found.category,
-            version=found.current_version,
-            content_type=found.content_type,
-            created_at=found.created_at,
-            updated_at=found.updated_at,
-            deleted=False,
-            security_context_id=found.security_context_id,
+        return StoredRecord(
+            _info(found, found.content_type), found.version, found.content_type, content
         )
-        return StoredRecord(info, found.version, found.content_type, content)
 
     def list_records(
         self, *, patient_id: str, category: str | None = None, include_deleted: bool = False
@@ -659,6 +649,8 @@ _VERSIONS = RecordVersionRow.__table__
 _PATIENTS = PatientRow.__table__
 _READ = (
     select(
+        _RECORDS.c.id,
+        _RECORDS.c.patient_id,
         _RECORDS.c.resource_type,
         _RECORDS.c.category,
         _RECORDS.c.current_version,
@@ -684,7 +676,7 @@ _CURRENT_VERSION = _READ.where(_VERSIONS.c.version == _RECORDS.c.current_version
 _GIVEN_VERSION = _READ.where(_VERSIONS.c.version == bindparam("version"))
 
 
-def _info(row: RecordRow, content_type: str) -> RecordInfo:
+def _info(row: RecordRow | Row[*tuple[Any, ...]], content_type: str) -> RecordInfo:
     return RecordInfo(
         record_id=row.id,
         patient_id=row.patient_id,

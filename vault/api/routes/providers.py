@@ -8,7 +8,6 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 from web3 import Web3
 
-from vault.access.accounts import PatientAccount
 from vault.access.requests import AccessRequest
 from vault.access.scopes import check_purpose, check_scope, scope_id
 from vault.api.deps import CurrentProvider, ServicesDep
@@ -25,7 +24,6 @@ from vault.errors import (
     RecordDeleted,
     TamperDetected,
 )
-from vault.records.types import StoredRecord
 from vault.services import Services, signature_deadline
 
 router = APIRouter(prefix="/provider", tags=["providers"], responses=ERRORS)
@@ -212,18 +210,18 @@ async def read_patient_record(
     # wait on the event loop (shared chain-head fetches, group-committed audit entries)
     # instead of parking a worker thread each; see ``ConsentGate.authorize_read_async``.
     check_purpose(purpose)
-    # Ask the chain for its head now, so the round trip overlaps the store read below.
+    # Ask the chain for its head now, so the round trip overlaps the store reads below.
     head = services.gate.watch_head()
+    account = await services.offload(services.accounts.get, handle)
     try:
         # Metadata, key and ciphertext in one query, opened in memory; nothing leaves
         # before the chain's answer below.
-        account, stored = await services.offload(
-            _load_record, services, handle, account_record=record_id
+        stored = await services.offload(
+            services.records.get_record, patient_id=account.record_patient_id, record_id=record_id
         )
     except (RecordDeleted, TamperDetected, DecryptionFailed):
         # Whether a record was deleted or damaged is the patient's business: an
         # unauthorized provider gets the same refusal as for any other record.
-        account = await services.offload(services.accounts.get, handle)
         info = await services.offload(
             services.records.get_info, patient_id=account.record_patient_id, record_id=record_id
         )
@@ -256,16 +254,6 @@ async def read_patient_record(
         + b"}",
         media_type="application/json",
     )
-
-
-def _load_record(
-    services: Services, handle: str, *, account_record: str
-) -> tuple[PatientAccount, StoredRecord]:
-    account = services.accounts.get(handle)
-    stored = services.records.get_record(
-        patient_id=account.record_patient_id, record_id=account_record
-    )
-    return account, stored
 
 
 def _emergency_message(
