@@ -85,7 +85,8 @@ def build_services(vault: Vault) -> Services:
         # API processes sharing this database also share the operator key.
         nonce_guard=guard_for(vault.engine),
     )
-    audit = AuditLog(session_factory=factory)
+    # An embedded SQLite file commits in microseconds: coroutines commit on the loop.
+    audit = AuditLog(session_factory=factory, commit_on_loop=vault.engine.dialect.name == "sqlite")
     accounts = PatientAccounts(session_factory=factory)
     requests = AccessRequestBook(session_factory=factory)
     records = RecordService(
@@ -131,6 +132,7 @@ def build_services(vault: Vault) -> Services:
             registry=registry,
             audit=audit,
             latest_block=registry.latest_block,
+            latest_block_async=registry.latest_block_async,
             cache_seconds=settings.consent_cache_seconds,
         ),
         consents=consents,

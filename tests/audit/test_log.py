@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,17 +137,20 @@ def test_two_logs_on_one_database_interleave_without_forking_the_chain(
     assert [e.seq for e in second.entries()] == list(range(1, 161))
 
 
-def test_async_appends_are_group_committed_and_chained(factory: sessionmaker[Session]) -> None:
-    log = AuditLog(session_factory=factory)
+@pytest.mark.parametrize("commit_on_loop", [False, True], ids=["in-thread", "on-loop"])
+def test_async_appends_are_group_committed_and_chained(
+    factory: sessionmaker[Session], commit_on_loop: bool
+) -> None:
+    log = AuditLog(session_factory=factory, commit_on_loop=commit_on_loop)
     writes = 0
-    original = log._write_locked
+    original = log._insert
 
-    def counting(batch: list[Any]) -> None:
+    def counting(batch: list[Any], **kwargs: Any) -> Any:
         nonlocal writes
         writes += 1
-        original(batch)
+        return original(batch, **kwargs)
 
-    log._write_locked = counting  # type: ignore[method-assign]
+    log._insert = counting  # type: ignore[method-assign]
 
     async def main() -> list[int]:
         entries = await asyncio.gather(*(log.append_async(read("pat_a", n)) for n in range(50)))
@@ -162,10 +166,13 @@ def test_async_appends_are_group_committed_and_chained(factory: sessionmaker[Ses
     assert log.verify_chain() == 52
 
 
-def test_async_append_that_cannot_be_written_fails_its_callers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("commit_on_loop", [False, True], ids=["in-thread", "on-loop"])
+def test_async_append_that_cannot_be_written_fails_its_callers(
+    tmp_path: Path, commit_on_loop: bool
+) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
     upgrade(engine)
-    log = AuditLog(session_factory=make_session_factory(engine))
+    log = AuditLog(session_factory=make_session_factory(engine), commit_on_loop=commit_on_loop)
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE audit_entries")
 
@@ -177,3 +184,50 @@ def test_async_append_that_cannot_be_written_fails_its_callers(tmp_path: Path) -
         assert all(isinstance(r, DatabaseUnavailable) for r in results)
 
     asyncio.run(main())
+
+
+def test_on_loop_commit_never_parks_the_loop_on_a_held_write_lock(tmp_path: Path) -> None:
+    """Another writer holds SQLite's write lock: the append waits for it in a worker
+    thread while the loop keeps serving; once the lock is free the entry is committed."""
+    path = tmp_path / "audit.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    log = AuditLog(session_factory=make_session_factory(engine), commit_on_loop=True)
+    log.append(read("pat_a", 0))  # the tail is known: the next try goes straight to insert
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's write transaction
+
+    async def main() -> int:
+        append = asyncio.ensure_future(log.append_async(read("pat_a", 1)))
+        ticks = 0
+        for _ in range(10):  # the loop runs on while the append waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not append.done()
+        holder.execute("COMMIT")
+        entry = await append
+        assert ticks == 10
+        return entry.seq
+
+    try:
+        assert asyncio.run(main()) == 2
+    finally:
+        holder.close()
+    assert log.verify_chain() == 2
+
+
+def test_on_loop_commit_after_another_process_appended_retries_from_the_new_tail(
+    factory: sessionmaker[Session],
+) -> None:
+    here = AuditLog(session_factory=factory, commit_on_loop=True)
+    elsewhere = AuditLog(session_factory=factory)
+
+    async def main() -> list[int]:
+        seqs = []
+        for n in range(10):
+            seqs.append((await here.append_async(read("pat_a", n))).seq)
+            elsewhere.append(read("pat_b", n))  # here's remembered tail is now stale
+        return seqs
+
+    assert asyncio.run(main()) == list(range(1, 21, 2))
+    assert here.verify_chain() == 20

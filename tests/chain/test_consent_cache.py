@@ -19,7 +19,7 @@ from vault.access.accounts import PatientAccount
 from vault.access.gate import ConsentGate
 from vault.audit.log import AuditLog
 from vault.chain.codes import purpose_id, scope_id
-from vault.chain.jsonrpc import JsonRpc
+from vault.chain.jsonrpc import AsyncJsonRpc, JsonRpc
 from vault.chain.registry import AccessBasis, ConsentRegistryClient
 from vault.errors import AccessDenied, ChainUnavailable
 from vault.store.database import make_engine, make_session_factory
@@ -64,6 +64,7 @@ def _gate(
         registry=client,
         audit=audit,
         latest_block=client.latest_block,
+        latest_block_async=client.latest_block_async,  # as the API wires it
         cache_seconds=60,
         **kwargs,
     )
@@ -225,6 +226,37 @@ def test_unreachable_chain_is_refused_and_audited(
             account=account, provider=provider.address, category="Observation", purpose="TREAT"
         )
     assert [e.event.reason for e in audit.entries()] == ["chain_unavailable"]
+
+
+def test_unreachable_chain_is_refused_and_audited_on_the_async_path(
+    client: ConsentRegistryClient,
+    patient: Patient,
+    provider: LocalAccount,
+    audit: AuditLog,
+) -> None:
+    _grant(client, patient, provider.address, client.chain_time() + 3600)
+    dead = AsyncJsonRpc(f"http://127.0.0.1:{_free_port()}")
+    node = [client.latest_block_async]
+    gate = ConsentGate(
+        registry=client,
+        audit=audit,
+        latest_block=client.latest_block,
+        latest_block_async=lambda: node[0](),
+        cache_seconds=60,
+    )
+    account = _account(patient)
+
+    async def read() -> AccessBasis:
+        decision = await gate.authorize_read_async(
+            account=account, provider=provider.address, category="Observation", purpose="TREAT"
+        )
+        return decision.basis
+
+    assert asyncio.run(read()) is AccessBasis.CONSENT  # and cached for this block
+    node[0] = lambda: dead.call("eth_getBlockByNumber", ["latest", False])  # type: ignore[assignment,return-value]
+    with pytest.raises(ChainUnavailable):
+        asyncio.run(read())
+    assert [e.event.reason for e in audit.entries()] == ["", "chain_unavailable"]
 
 
 def _free_port() -> int:

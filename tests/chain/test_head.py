@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -118,7 +119,7 @@ def test_async_lone_readers_fetch_each_time() -> None:
     node = Node()
 
     async def main() -> list[int]:
-        watch = AsyncHeadWatch(node)
+        watch = AsyncHeadWatch(_sent_in_executor(node))
         return [block_of(await watch.latest()).number for _ in range(3)]
 
     assert asyncio.run(main()) == [1, 2, 3]
@@ -128,7 +129,7 @@ def test_async_arrivals_during_a_fetch_share_the_next_one() -> None:
     node = Node(hold=True)
 
     async def main() -> tuple[int, list[int]]:
-        watch = AsyncHeadWatch(node)
+        watch = AsyncHeadWatch(_sent_in_executor(node))
         first = watch.latest()  # starts fetch 1 at once
         await asyncio.to_thread(node.started.acquire)
         later = [watch.latest() for _ in range(4)]  # arrive while it runs
@@ -149,7 +150,7 @@ def test_async_failure_raises_for_every_reader() -> None:
     node.fail = True
 
     async def main() -> None:
-        watch = AsyncHeadWatch(node)
+        watch = AsyncHeadWatch(_sent_in_executor(node))
         outcome = await watch.latest()
         with pytest.raises(ChainUnavailable):
             block_of(outcome)
@@ -157,3 +158,8 @@ def test_async_failure_raises_for_every_reader() -> None:
             block_of(await watch.latest())
 
     asyncio.run(main())
+
+
+def _sent_in_executor(node: Node) -> Callable[[], Awaitable[BlockRef]]:
+    # The shape of ConsentRegistryClient.latest_block_async: called, the fetch is under way.
+    return lambda: asyncio.get_running_loop().run_in_executor(None, node)

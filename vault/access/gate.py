@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from vault.access.accounts import PatientAccount
@@ -65,17 +65,21 @@ class ConsentGate:
         registry: ConsentRegistryClient,
         audit: AuditLog,
         latest_block: Callable[[], BlockRef] | None = None,
+        latest_block_async: Callable[[], Awaitable[BlockRef]] | None = None,
         cache_seconds: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``latest_block`` asks the node for its head (threads and coroutines each share
-        fetches through their own watch); without it, or with ``cache_seconds`` 0, every
-        decision is one ``eth_call`` at latest."""
+        fetches through their own watch; coroutines use ``latest_block_async`` when given,
+        else ``latest_block`` in the loop's executor); without it, or with
+        ``cache_seconds`` 0, every decision is one ``eth_call`` at latest."""
         self._registry = registry
         self._audit = audit
         fetch = latest_block if cache_seconds > 0 else None
         self._head = HeadWatch(fetch) if fetch is not None else None
-        self._async_head = AsyncHeadWatch(fetch) if fetch is not None else None
+        self._async_head = (
+            AsyncHeadWatch(latest_block_async or _in_executor(fetch)) if fetch is not None else None
+        )
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._lock = threading.Lock()
@@ -190,6 +194,10 @@ class ConsentGate:
         event = _read_event(account, provider, category, purpose, record_id, basis)
         await self._audit.append_async(event)
         return _decision(basis, category, purpose)
+
+
+def _in_executor(fetch: Callable[[], BlockRef]) -> Callable[[], Awaitable[BlockRef]]:
+    return lambda: asyncio.get_running_loop().run_in_executor(None, fetch)
 
 
 def _terms(account: PatientAccount, provider: str, category: str, purpose: str) -> _Terms:

@@ -16,7 +16,7 @@ import asyncio
 import copy
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from vault.chain.registry import BlockRef
@@ -89,12 +89,13 @@ class AsyncHeadWatch:
     The same rule (a reader is served only by a fetch that started after it arrived), with
     waiting done on the loop rather than on thread locks: under load, readers parked on
     locks each need the GIL back in turn, which serialized them behind the loop's work.
-    :meth:`latest` starts the fetch (a blocking call, in the loop's executor) at once
-    when none is under way, so a caller can do other work while it runs; arrivals during
-    a fetch all join the one fetch that starts when it ends.
+    ``fetch`` sends its request when called and returns an awaitable of the block
+    (:meth:`ConsentRegistryClient.latest_block_async`), so :meth:`latest` puts a request
+    on the wire at once when none is under way and the caller can do other work while it
+    travels; arrivals during a fetch all join the one fetch that starts when it ends.
     """
 
-    def __init__(self, fetch: Callable[[], BlockRef]) -> None:
+    def __init__(self, fetch: Callable[[], Awaitable[BlockRef]]) -> None:
         self._fetch = fetch
         # Futures belong to one loop; a test client may drive the app from several.
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopFetches] = (
@@ -116,7 +117,15 @@ class AsyncHeadWatch:
     def _start(
         self, loop: asyncio.AbstractEventLoop, state: _LoopFetches
     ) -> asyncio.Future[HeadOutcome]:
-        fetch = state.in_flight = loop.run_in_executor(None, _attempt, self._fetch)
+        fetch: asyncio.Future[HeadOutcome]
+        try:
+            sent = self._fetch()  # the request leaves now
+        except VaultError as exc:
+            fetch = loop.create_future()
+            fetch.set_result(exc)
+        else:
+            fetch = loop.create_task(_outcome(sent))
+        state.in_flight = fetch
         fetch.add_done_callback(lambda _done: self._finished(loop, state))
         return fetch
 
@@ -126,6 +135,13 @@ class AsyncHeadWatch:
             return
         waiting, state.next = state.next, None
         self._start(loop, state).add_done_callback(lambda done: _settle(waiting, done))
+
+
+async def _outcome(sent: Awaitable[BlockRef]) -> HeadOutcome:
+    try:
+        return await sent
+    except VaultError as exc:  # as in _attempt: every reader it serves fails closed
+        return exc
 
 
 @dataclass

@@ -13,7 +13,7 @@ nonce and a short deadline.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -38,7 +38,7 @@ from vault.chain.eip712 import (
     SignedRotation,
 )
 from vault.chain.history import HistoryReader, RegistryEvent
-from vault.chain.jsonrpc import JsonRpc
+from vault.chain.jsonrpc import AsyncJsonRpc, JsonRpc
 from vault.chain.nonce_guard import NonceGuard
 from vault.chain.relayer import Relayer, TxOutcome
 from vault.chain.reverts import RevertDecoder
@@ -123,7 +123,9 @@ class ConsentRegistryClient:
         self.relayer = relayer
         self._clock = clock
         self._history = HistoryReader(w3=w3, contract=self.contract, abi=abi)
-        self._rpc = JsonRpc(str(getattr(w3.provider, "endpoint_uri", "")))
+        endpoint = str(getattr(w3.provider, "endpoint_uri", ""))
+        self._rpc = JsonRpc(endpoint)
+        self._async_rpc = AsyncJsonRpc(endpoint)
 
     @classmethod
     def connect(
@@ -203,19 +205,12 @@ class ConsentRegistryClient:
 
     def latest_block(self) -> BlockRef:
         """Number, hash and time of the chain's latest block (one raw JSON-RPC call)."""
-        reply = self._rpc.call("eth_getBlockByNumber", ["latest", False])
-        block = reply.get("result") if isinstance(reply, dict) else None
-        try:
-            assert isinstance(block, dict)
-            return BlockRef(
-                number=int(block["number"], 16),
-                hash=str(block["hash"]),
-                timestamp=int(block["timestamp"], 16),
-            )
-        except (AssertionError, KeyError, TypeError, ValueError):
-            raise ChainUnavailable(
-                "the node did not return its latest block", details={"reply": str(reply)[:200]}
-            ) from None
+        return _block_ref(self._rpc.call("eth_getBlockByNumber", ["latest", False]))
+
+    def latest_block_async(self) -> Awaitable[BlockRef]:
+        """:meth:`latest_block` on the event loop (the head fetch of every provider read).
+        The request is sent before this returns; await the result for the block."""
+        return _awaited_block(self._async_rpc.call("eth_getBlockByNumber", ["latest", False]))
 
     def _access_basis_call(
         self, patient_id: bytes, provider: str, scope: bytes, purpose: bytes, at: int
@@ -539,3 +534,22 @@ def _b32(value: bytes) -> bytes:
 
 def _address_word(address: str) -> bytes:
     return b"\x00" * 12 + bytes.fromhex(_checksum(address)[2:])
+
+
+async def _awaited_block(reply: Awaitable[dict[str, Any]]) -> BlockRef:
+    return _block_ref(await reply)
+
+
+def _block_ref(reply: object) -> BlockRef:
+    block = reply.get("result") if isinstance(reply, dict) else None
+    try:
+        assert isinstance(block, dict)
+        return BlockRef(
+            number=int(block["number"], 16),
+            hash=str(block["hash"]),
+            timestamp=int(block["timestamp"], 16),
+        )
+    except (AssertionError, KeyError, TypeError, ValueError):
+        raise ChainUnavailable(
+            "the node did not return its latest block", details={"reply": str(reply)[:200]}
+        ) from None
