@@ -19,6 +19,7 @@ from vault.access.enrollment import PatientEnrollment
 from vault.access.gate import ConsentGate
 from vault.access.requests import AccessRequestBook
 from vault.audit.log import AuditLog
+from vault.audit.loop_writer import is_sqlite_file
 from vault.auth.siwe_login import ProviderSignIn
 from vault.auth.tokens import TokenIssuer
 from vault.biometrics.service import FaceGate
@@ -86,7 +87,7 @@ def build_services(vault: Vault) -> Services:
         nonce_guard=guard_for(vault.engine),
     )
     # An embedded SQLite file commits in microseconds: coroutines commit on the loop.
-    audit = AuditLog(session_factory=factory, commit_on_loop=vault.engine.dialect.name == "sqlite")
+    audit = AuditLog(session_factory=factory, commit_on_loop=is_sqlite_file(vault.engine))
     accounts = PatientAccounts(session_factory=factory)
     requests = AccessRequestBook(session_factory=factory)
     records = RecordService(

@@ -143,14 +143,23 @@ def test_async_appends_are_group_committed_and_chained(
 ) -> None:
     log = AuditLog(session_factory=factory, commit_on_loop=commit_on_loop)
     writes = 0
-    original = log._insert
+    original = log._chained  # both the on-loop and the in-thread writes chain each batch
 
-    def counting(batch: list[Any], **kwargs: Any) -> Any:
+    def counting(batch: list[Any], tail: Any) -> Any:
         nonlocal writes
         writes += 1
-        return original(batch, **kwargs)
+        return original(batch, tail)
 
-    log._insert = counting  # type: ignore[method-assign]
+    log._chained = counting  # type: ignore[method-assign]
+    handed_to_threads = 0
+    original_locked = log._write_locked
+
+    def counting_locked(batch: list[Any]) -> None:
+        nonlocal handed_to_threads
+        handed_to_threads += 1
+        original_locked(batch)
+
+    log._write_locked = counting_locked  # type: ignore[method-assign]
 
     async def main() -> list[int]:
         entries = await asyncio.gather(*(log.append_async(read("pat_a", n)) for n in range(50)))
@@ -159,6 +168,8 @@ def test_async_appends_are_group_committed_and_chained(
     seqs = asyncio.run(main())
     assert seqs == list(range(1, 51))  # each caller got its own entry, in arrival order
     assert writes < 50  # and they shared transactions
+    # On the loop, only the first batch (tail not known yet) goes to a thread.
+    assert handed_to_threads == (1 if commit_on_loop else writes)
     assert log.verify_chain() == 50
     # Sync appends from threads and async appends mix on one chain.
     log.append(read("pat_b"))
