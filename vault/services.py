@@ -19,7 +19,6 @@ from vault.access.enrollment import PatientEnrollment
 from vault.access.gate import ConsentGate
 from vault.access.requests import AccessRequestBook
 from vault.audit.log import AuditLog
-from vault.audit.loop_writer import is_sqlite_file
 from vault.auth.siwe_login import ProviderSignIn
 from vault.auth.tokens import TokenIssuer
 from vault.biometrics.service import FaceGate
@@ -32,6 +31,7 @@ from vault.records.types import RecordLimits
 from vault.records.wiring import blob_store, keyring_source
 from vault.runtime import Vault
 from vault.store.blobs import LocalBlobStore
+from vault.store.prepared import is_sqlite_file
 
 SIGNATURE_TTL_SECONDS = 600
 T = TypeVar("T")

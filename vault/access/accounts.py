@@ -22,6 +22,7 @@ from vault.errors import NotFound
 from vault.store.access_models import PatientAccountRow
 from vault.store.database import engine_of
 from vault.store.models import utcnow
+from vault.store.prepared import SqliteReads, is_sqlite_file
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,10 @@ class PatientAccounts:
         self._factory = session_factory
         self._engine = engine_of(session_factory)
         self._clock = clock
+        # An embedded SQLite file is read directly on the hot path (see vault.store.prepared).
+        self._by_handle = (
+            SqliteReads(self._engine).prepare(_BY_HANDLE) if is_sqlite_file(self._engine) else None
+        )
 
     def create(
         self, *, handle: str, record_patient_id: str, chain_id: bytes, controller: str
@@ -81,9 +86,12 @@ class PatientAccounts:
 
     def get(self, handle: str) -> PatientAccount:
         """The live account; :class:`NotFound` for unknown and deleted handles alike."""
-        # Core, not the ORM: this runs on every request (see ``engine_of``).
-        with self._engine.connect() as conn:
-            row = conn.execute(_BY_HANDLE, {"handle": handle}).first()
+        # Not the ORM: this runs on every request (see ``engine_of``).
+        if self._by_handle is not None:
+            row = self._by_handle.first(handle=handle)
+        else:
+            with self._engine.connect() as conn:
+                row = conn.execute(_BY_HANDLE, {"handle": handle}).first()
         if row is None or row.deleted_at is not None:
             raise NotFound("no such patient")
         return _account(row)

@@ -30,11 +30,12 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vault.audit import merkle
-from vault.audit.loop_writer import LoopAuditWriter, is_sqlite_file
+from vault.audit.loop_writer import LoopAuditWriter
 from vault.errors import DatabaseUnavailable, VaultError
 from vault.store.audit_models import AuditAnchorRow, AuditEntryRow
 from vault.store.database import engine_of
 from vault.store.models import utcnow
+from vault.store.prepared import is_sqlite_file
 
 GENESIS_HASH = b"\x00" * 32
 APPEND_ATTEMPTS = 50

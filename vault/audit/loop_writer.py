@@ -18,12 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, insert
 
 from vault.store.audit_models import AuditEntryRow
-
-
-def is_sqlite_file(engine: Engine) -> bool:
-    """Whether ``engine`` is an SQLite database in a file another connection can open."""
-    database = engine.url.database
-    return engine.dialect.name == "sqlite" and bool(database) and database != ":memory:"
+from vault.store.prepared import is_sqlite_file
 
 
 class LoopAuditWriter:
