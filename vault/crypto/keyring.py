@@ -229,9 +229,10 @@ class FileKeyring:
             load_or_create_keyring_file(path)
 
     def get(self) -> MasterKeyring:
-        info = self.path.stat() if self.path.exists() else None
-        if info is None:
-            raise KeyringError(f"no master keyring at {self.path}")
+        try:
+            info = os.stat(self.path)  # once per record operation: one system call
+        except FileNotFoundError:
+            raise KeyringError(f"no master keyring at {self.path}") from None
         stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
         if self._keyring is None or stamp != self._stamp:
             self._keyring = load_keyring_file(self.path)
