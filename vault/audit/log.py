@@ -117,6 +117,20 @@ def _rows(entries: list[AuditEntry]) -> list[dict[str, object]]:
     ]
 
 
+def _settle_batch(
+    batch: list[_Pending], queued: list[tuple[AuditEvent, asyncio.Future[AuditEntry]]]
+) -> None:
+    """Wake each coroutine of a written (or failed) batch with its entry or error."""
+    for pending, (_, settled) in zip(batch, queued, strict=True):
+        if settled.done():
+            continue
+        if pending.entry is not None:
+            settled.set_result(pending.entry)
+        else:
+            error = pending.error or DatabaseUnavailable("audit append failed")
+            settled.set_exception(copy.copy(error))
+
+
 def _utc_naive(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
 
@@ -161,10 +175,11 @@ class _Pending:
 
 @dataclass
 class _LoopQueue:
-    """Events queued by coroutines of one event loop, and the task writing them."""
+    """Events queued by coroutines of one event loop, and what is writing them."""
 
     queue: list[tuple[AuditEvent, asyncio.Future[AuditEntry]]] = field(default_factory=list)
-    flusher: asyncio.Task[None] | None = None
+    flush_scheduled: bool = False  # a write of the queue is due on the loop
+    flusher: asyncio.Task[None] | None = None  # writing in a worker thread
 
 
 class AuditLog:
@@ -245,17 +260,43 @@ class AuditLog:
         if state is None:
             state = self._loops[loop] = _LoopQueue()
         state.queue.append((event, settled))
-        if state.flusher is None or state.flusher.done():
-            state.flusher = loop.create_task(self._flush_loop_queue(state))
-        return await asyncio.shield(settled)
+        if not state.flush_scheduled and (state.flusher is None or state.flusher.done()):
+            # A plain callback, not a task: it runs after every coroutine already runnable
+            # has queued its event, so they share one transaction.
+            state.flush_scheduled = True
+            loop.call_soon(self._flush_on_loop, loop, state)
+        # Not shielded: ``settled`` is this caller's alone. If the caller is cancelled the
+        # entry is still written; nobody waits for it.
+        return await settled
 
-    async def _flush_loop_queue(self, state: _LoopQueue) -> None:
-        while state.queue:
-            queued, state.queue = state.queue, []
-            batch = [_Pending(event) for event, _ in queued]
+    def _flush_on_loop(self, loop: asyncio.AbstractEventLoop, state: _LoopQueue) -> None:
+        state.flush_scheduled = False
+        if not state.queue or (state.flusher is not None and not state.flusher.done()):
+            return  # the thread flusher writes what queued once its batch is done
+        queued, state.queue = state.queue, []
+        batch = [_Pending(event) for event, _ in queued]
+        try:
+            written = self._commit_on_loop and self._write_without_waiting(batch)
+        except Exception as exc:  # settle every caller, whatever happened
+            for pending in batch:
+                pending.error = exc
+            written = True
+        if written:
+            _settle_batch(batch, queued)
+        else:
+            state.flusher = loop.create_task(self._flush_in_threads(state, batch, queued))
+
+    async def _flush_in_threads(
+        self,
+        state: _LoopQueue,
+        batch: list[_Pending],
+        queued: list[tuple[AuditEvent, asyncio.Future[AuditEntry]]],
+    ) -> None:
+        """Write ``batch`` in a worker thread (waiting for locks, retrying), then whatever
+        queued meanwhile, in order, until the queue is empty."""
+        while True:
             try:
-                if not (self._commit_on_loop and self._write_without_waiting(batch)):
-                    await asyncio.to_thread(self._write_locked, batch)
+                await asyncio.to_thread(self._write_locked, batch)
             except asyncio.CancelledError:  # the loop is shutting down: nobody is answered
                 for _, settled in queued + state.queue:
                     settled.cancel()
@@ -264,14 +305,11 @@ class AuditLog:
             except Exception as exc:  # each caller gets it below
                 for pending in batch:
                     pending.error = pending.error or exc
-            for pending, (_, settled) in zip(batch, queued, strict=True):
-                if settled.done():
-                    continue
-                if pending.entry is not None:
-                    settled.set_result(pending.entry)
-                else:
-                    error = pending.error or DatabaseUnavailable("audit append failed")
-                    settled.set_exception(copy.copy(error))
+            _settle_batch(batch, queued)
+            if not state.queue:
+                return
+            queued, state.queue = state.queue, []
+            batch = [_Pending(event) for event, _ in queued]
 
     def _write_without_waiting(self, batch: list[_Pending]) -> bool:
         """Try ``batch`` once on the loop's own connection, never blocking; False (nothing

@@ -29,12 +29,12 @@ class LoopAuditWriter:
             raise ValueError("the loop writer needs an SQLite database file")
         compiled = insert(AuditEntryRow).compile(dialect=engine.dialect)
         self._sql = str(compiled)
-        self._columns = tuple(compiled.positiontup or ())
-        self._processors: dict[str, Callable[[Any], Any]] = {}
-        for column in AuditEntryRow.__table__.columns:
-            process = column.type.dialect_impl(engine.dialect).bind_processor(engine.dialect)
-            if process is not None:
-                self._processors[column.name] = process
+        processors: dict[str, Callable[[Any], Any] | None] = {
+            column.name: column.type.dialect_impl(engine.dialect).bind_processor(engine.dialect)
+            for column in AuditEntryRow.__table__.columns
+        }
+        # (column, its bind processor or None), in the statement's parameter order.
+        self._columns = tuple((name, processors[name]) for name in compiled.positiontup or ())
         self._connection = sqlite3.connect(
             str(engine.url.database), isolation_level=None, check_same_thread=False
         )
@@ -58,8 +58,6 @@ class LoopAuditWriter:
         self._connection.close()
 
     def _values(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        processors = self._processors
         return tuple(
-            processors[name](row[name]) if name in processors else row[name]
-            for name in self._columns
+            row[name] if process is None else process(row[name]) for name, process in self._columns
         )
