@@ -126,6 +126,35 @@ def test_tokens_for_another_subject_kind_or_time_are_refused(actors: Actors) -> 
     assert read.status_code == 403
 
 
+def test_the_provider_read_route_checks_its_bearer_token_like_every_other_route(
+    actors: Actors,
+) -> None:
+    """The hot read route parses its Authorization header itself (one dependency instead
+    of three): it must refuse exactly what the HTTPBearer routes refuse."""
+    client = actors.client
+    url = f"/provider/patients/{actors.handle}/records/{actors.record_id}?purpose=TREAT"
+    key = load_or_create_secret(actors.vault.settings.resolved_token_key_file)
+    past = TokenIssuer(key=key, ttl_seconds=60, clock=lambda: time.time() - 3600)
+    expired, _ = past.issue(SubjectKind.PROVIDER, actors.provider.address)
+    refused = {
+        "no header": {},
+        "basic scheme": {"Authorization": "Basic " + actors.provider_token},
+        "empty token": {"Authorization": "Bearer "},
+        "scheme only": {"Authorization": "Bearer"},
+        "garbage": {"Authorization": "Bearer not.a.token"},
+        "patient token": bearer(actors.patient_token),
+        "expired provider token": bearer(expired),
+    }
+    for case, headers in refused.items():
+        reply = client.get(url, headers=headers)
+        assert reply.status_code == 401, case
+        assert reply.json()["code"] == "authentication_failed", case
+    # The same route, the real token, any case of the scheme: the consent on chain decides.
+    assert client.get(
+        url, headers={"Authorization": "bearer " + actors.provider_token}
+    ).status_code in {200, 403}
+
+
 def _blob_of(actors: Actors, record_id: str) -> Path:
     with actors.vault.session_factory() as session:
         key = session.scalars(

@@ -8,6 +8,7 @@ through the thread pool each, which under load cost more than the whole consent 
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -66,6 +67,31 @@ async def require_admin(credentials: Credentials, services: ServicesDep) -> None
         raise AuthenticationFailed("invalid admin token")
 
 
+@dataclass(frozen=True)
+class ProviderRead:
+    """What the provider read route needs from the request: who asks, and the services."""
+
+    provider: Principal
+    services: Services
+
+
+async def provider_read(request: Request) -> ProviderRead:
+    """:func:`current_provider` and :func:`get_services` as one dependency, for the hot
+    read route only: FastAPI resolves each dependency anew on every request, and the two
+    plus the ``HTTPBearer`` under them were a quarter of that route's time at concurrency
+    32. Same header rules as ``HTTPBearer``; the route declares the bearer scheme in its
+    OpenAPI itself (``BEARER_SECURITY``)."""
+    services: Services = request.app.state.services
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationFailed("a bearer session token is required")
+    return ProviderRead(services.tokens.verify(token.strip(), kind=SubjectKind.PROVIDER), services)
+
+
+#: The OpenAPI security requirement of a route authenticated without the ``bearer`` dependency.
+BEARER_SECURITY: dict[str, object] = {"security": [{bearer.scheme_name: []}]}
+
 CurrentPatient = Annotated[PatientAccount, Depends(current_patient)]
 CurrentProvider = Annotated[Principal, Depends(current_provider)]
 AdminDep = Annotated[None, Depends(require_admin)]
+ProviderReadDep = Annotated[ProviderRead, Depends(provider_read)]

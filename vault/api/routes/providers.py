@@ -10,7 +10,7 @@ from web3 import Web3
 
 from vault.access.requests import AccessRequest
 from vault.access.scopes import check_purpose, check_scope, scope_id
-from vault.api.deps import CurrentProvider, ServicesDep
+from vault.api.deps import BEARER_SECURITY, CurrentProvider, ProviderReadDep, ServicesDep
 from vault.api.schemas import ERRORS, Record, RecordWithContent, SessionToken
 from vault.audit.log import AuditEvent
 from vault.auth.tokens import SubjectKind
@@ -202,13 +202,15 @@ def list_patient_records(
     response_model=RecordWithContent,
     summary="Read one record while the chain says yes",
     responses={200: {"content": {"application/octet-stream": {}}}},
+    openapi_extra=BEARER_SECURITY,
 )
 async def read_patient_record(
-    handle: str, record_id: str, purpose: Purpose, provider: CurrentProvider, services: ServicesDep
+    handle: str, record_id: str, purpose: Purpose, session: ProviderReadDep
 ) -> Response:
     # The hot path of the product, so a coroutine: the consent check and the audit append
     # wait on the event loop (shared chain-head fetches, group-committed audit entries)
     # instead of parking a worker thread each; see ``ConsentGate.authorize_read_async``.
+    provider, services = session.provider, session.services
     check_purpose(purpose)
     # Ask the chain for its head now, so the round trip overlaps the store reads below.
     head = services.gate.watch_head()
