@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,10 +22,11 @@ from tests.api.support import (
     photos_field,
     sign_in_provider,
 )
+from vault.access.enrollment import STAGED_GRACE
 from vault.access.scopes import purpose_id, scope_id
 from vault.api.app import create_app
 from vault.config import Settings
-from vault.errors import RecordDeleted
+from vault.errors import InvalidConsentSignature, RecordDeleted
 from vault.runtime import embedded_chain, open_vault
 
 OBSERVATION = {
@@ -176,6 +178,127 @@ def test_reenrollment_keeps_records_and_consents(
         headers=patient,
     )
     assert revoke.status_code == 200, revoke.json()
+
+
+REENROLL = [*STEP_UP, *photos_field(("people/obama/obama.jpg", "people/obama/obama2.jpg"))]
+
+
+class ProcessKilled(Exception):
+    """Stands for the process dying at one point: nothing after it runs."""
+
+
+def _revoke_with_a_fresh_photo(client: TestClient, patient: dict[str, str], provider: str) -> int:
+    reply = client.post(
+        "/patient/consents/revoke",
+        files=photos_field(("people/obama/obama_test1.jpg",), "photo"),
+        data={"provider": provider, "scope": "Observation", "purpose": "TREAT"},
+        headers=patient,
+    )
+    return reply.status_code
+
+
+def test_reenrollment_killed_after_the_rotation_is_finished_by_the_next_verification(
+    client: TestClient,
+    new_provider: Callable[..., tuple[LocalAccount, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The chain adopted the new key, the process died before the new template replaced
+    the old one: without the staged slot the face would yield a key the chain no longer
+    accepts, for good."""
+    services = client.app.state.services  # type: ignore[attr-defined]
+    faces = services.enrollment._faces
+    handle, patient, _ = patient_with_record(client)
+    _, token = new_provider()
+    grant(client, handle, patient, bearer(token))
+    provider = client.get("/patient/consents", headers=patient).json()[0]["provider"]
+    account = services.accounts.get(handle)
+    old_key = account.controller
+
+    def killed(_staged: object) -> bool:
+        raise ProcessKilled
+
+    monkeypatch.setattr(faces, "promote", killed)
+    with pytest.raises(ProcessKilled):
+        client.post("/patient/reenroll", files=REENROLL, headers=patient)
+    monkeypatch.undo()  # the restarted process
+    staged = faces.staged(handle)
+    new_key = services.registry.controller_of(account.chain_patient_id)
+    assert staged is not None and new_key == staged.address != old_key
+
+    # The next verification (here, a new session) sees the chain name the staged key.
+    session = bearer(patient_session(client, handle, OBAMA_PROBE))
+    assert faces.staged(handle) is None
+    assert services.accounts.get(handle).controller == new_key
+    assert _revoke_with_a_fresh_photo(client, session, provider) == 200  # signed by new_key
+    actions = [e.event.action for e in services.audit.entries(patient_id=handle)]
+    assert actions.count("reenroll") == 1
+
+
+def test_reenrollment_killed_between_its_two_commits_is_repaired_by_the_next_one(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = client.app.state.services  # type: ignore[attr-defined]
+    handle, patient, _ = patient_with_record(client)
+
+    def killed(_handle: str, _controller: str) -> None:
+        raise ProcessKilled
+
+    monkeypatch.setattr(services.accounts, "set_controller", killed)
+    with pytest.raises(ProcessKilled):
+        client.post("/patient/reenroll", files=REENROLL, headers=patient)
+    monkeypatch.undo()
+    # The template and the chain moved on, the account row did not: a second
+    # re-enrollment must still be allowed (the chain says which key is current).
+    again = client.post("/patient/reenroll", files=REENROLL, headers=patient)
+    assert again.status_code == 200, again.json()
+    account = services.accounts.get(handle)
+    assert account.controller == again.json()["address"]
+    assert services.registry.controller_of(account.chain_patient_id) == account.controller
+
+
+def test_a_staged_template_the_chain_never_adopted_is_dropped_only_after_the_grace(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after staging, before the rotation was sent: the old key stays current, the
+    staged template is kept while a rotation could still be on its way, then dropped."""
+    services = client.app.state.services  # type: ignore[attr-defined]
+    enrollment, faces = services.enrollment, services.enrollment._faces
+    handle, patient, _ = patient_with_record(client)
+    old_key = services.accounts.get(handle).controller
+
+    def killed(_signed: object) -> None:
+        raise ProcessKilled
+
+    monkeypatch.setattr(services.registry, "rotate_controller", killed)
+    with pytest.raises(ProcessKilled):
+        client.post("/patient/reenroll", files=REENROLL, headers=patient)
+    monkeypatch.undo()
+    assert faces.staged(handle) is not None
+
+    patient_session(client, handle, OBAMA_PROBE)  # within the grace: kept, old key works
+    assert faces.staged(handle) is not None
+    assert services.accounts.get(handle).controller == old_key
+
+    later = datetime.now(UTC) + STAGED_GRACE + timedelta(seconds=1)
+    monkeypatch.setattr(enrollment, "_clock", lambda: later)
+    patient_session(client, handle, OBAMA_PROBE)
+    assert faces.staged(handle) is None
+    assert services.accounts.get(handle).controller == old_key
+
+
+def test_a_rotation_the_chain_refuses_leaves_nothing_staged(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = client.app.state.services  # type: ignore[attr-defined]
+    handle, patient, _ = patient_with_record(client)
+
+    def refused(_signed: object) -> None:
+        raise InvalidConsentSignature("the contract refused the rotation's signatures")
+
+    monkeypatch.setattr(services.registry, "rotate_controller", refused)
+    reply = client.post("/patient/reenroll", files=REENROLL, headers=patient)
+    assert reply.status_code == 403 and reply.json()["code"] == InvalidConsentSignature.code
+    assert services.enrollment._faces.staged(handle) is None
 
 
 def test_deleting_the_account_revokes_and_shreds(

@@ -86,6 +86,28 @@ def test_reenrollment_gives_new_kappa_and_key_and_old_template_stops_opening(
     assert gate.verify("patient-1", photo("people/obama/obama2.jpg")).address == second.address
 
 
+def test_a_staged_template_opens_only_once_promoted_and_only_once(
+    gate: FaceGate, photo: Photo
+) -> None:
+    first = gate.enroll("patient-1", _obama(photo))
+    staged = gate.stage(gate.prepare("patient-1", [photo(OBAMA_PROBE)]))
+    assert gate.staged("patient-1") == staged and staged.address != first.address
+    # Staged is not current: the face still yields the enrolled key.
+    assert gate.verify("patient-1", photo("people/obama/obama2.jpg")).address == first.address
+    assert gate.promote(staged)
+    assert not gate.promote(staged)  # a second promoter (a racing verification) is a no-op
+    assert gate.staged("patient-1") is None
+    assert gate.verify("patient-1", photo("people/obama/obama2.jpg")).address == staged.address
+    # A newer staged template replaces an older one; dropping the older changes nothing.
+    older = gate.stage(gate.prepare("patient-1", _obama(photo)))
+    newer = gate.stage(gate.prepare("patient-1", _obama(photo)))
+    gate.drop_staged(older)
+    assert gate.staged("patient-1") == newer
+    assert not gate.promote(older)
+    gate.forget("patient-1")  # account deletion forgets the staged template too
+    assert gate.staged("patient-1") is None
+
+
 def test_verification_racing_a_reenrollment_fails(
     gate: FaceGate, photo: Photo, pepper: bytes
 ) -> None:

@@ -6,28 +6,47 @@ Order matters, because nothing may be half-done:
   store the template, create the record store's patient, and (last, the commit point) the
   account. A failure before the account exists leaves no usable handle behind; an orphan
   chain registration holds only a keyed hash and an address.
-* **re-enroll**: the current key (from a fresh match) and the new one (in memory) both
-  sign the controller rotation; after its receipt the new template replaces the old one,
-  so consents survive re-enrollment. A crash between the receipt and that single commit
-  is the one window the design cannot close without a second template slot (see docs).
+* **re-enroll**: the new template is *staged* beside the current one (a second template
+  slot); the current key (from a fresh match) and the new one both sign the controller
+  rotation; after its receipt the staged template replaces the current one, so consents
+  survive re-enrollment. If the process dies between the receipt and that commit, the
+  chain names a key the current template no longer yields: the next verification of the
+  handle asks the chain which key it names and finishes the re-enrollment (or, once the
+  rotation can no longer be in flight, drops a staged template the chain never adopted).
 * **delete**: revoke every standing consent with the key, crypto-shred every record,
   forget the template, tombstone the account.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from eth_account.signers.local import LocalAccount
 
 from vault.access.accounts import PatientAccount, PatientAccounts, chain_patient_id, new_handle
 from vault.access.consents import ConsentDesk
 from vault.audit.log import AuditEvent, AuditLog
-from vault.biometrics.service import FaceGate
+from vault.biometrics.service import FaceGate, StagedTemplate
 from vault.chain.registry import ConsentRegistryClient
-from vault.errors import AccessDenied, NotFound, VerificationFailed
+from vault.errors import (
+    AccessDenied,
+    ConsentRejected,
+    DependencyUnavailable,
+    NotFound,
+    TransactionFailed,
+    VerificationFailed,
+)
 from vault.records.service import RecordService
+
+#: How long a staged template the chain has not adopted is kept: longer than any relayed
+#: rotation takes to be mined or abandoned, so one still in flight is never dropped.
+STAGED_GRACE = timedelta(minutes=10)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -48,6 +67,7 @@ class PatientEnrollment:
         consents: ConsentDesk,
         audit: AuditLog,
         pepper: bytes,
+        clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self._faces = faces
         self._registry = registry
@@ -56,6 +76,7 @@ class PatientEnrollment:
         self._consents = consents
         self._audit = audit
         self._pepper = pepper
+        self._clock = clock
 
     def enroll(self, photos: Sequence[bytes]) -> KeyChange:
         handle = new_handle()
@@ -80,6 +101,7 @@ class PatientEnrollment:
         An unknown or deleted handle fails exactly like a wrong face (and counts towards
         the lockout), so the API does not reveal which handles exist.
         """
+        self._settle_reenrollment(handle)
         verified = self._faces.verify(handle, photo)
         try:
             self._accounts.get(handle)
@@ -90,17 +112,50 @@ class PatientEnrollment:
     def reenroll(
         self, account: PatientAccount, current: LocalAccount, photos: Sequence[bytes]
     ) -> KeyChange:
-        if current.address != account.controller:
+        # The chain, not the account row, says which key is current: a crash between a
+        # re-enrollment's two commits may have left the row's copy behind (repaired here).
+        controller = self._registry.controller_of(account.chain_patient_id)
+        if current.address != controller:
             raise AccessDenied("the face-derived key is not this patient's current key")
+        if account.controller != controller:
+            self._accounts.set_controller(account.handle, current.address)
         prepared = self._faces.prepare(account.handle, photos)
         signed = self._registry.sign_rotation(
             patient_id=account.chain_patient_id, current=current, new=prepared.account
         )
-        outcome = self._registry.rotate_controller(signed)
-        self._faces.commit(prepared, replace=True)
-        self._accounts.set_controller(account.handle, prepared.address)
-        self._note(account.handle, "reenroll")
+        staged = self._faces.stage(prepared)  # on disk before the chain can adopt its key
+        try:
+            outcome = self._registry.rotate_controller(signed)
+        except (ConsentRejected, TransactionFailed) as exc:
+            if not isinstance(exc, DependencyUnavailable):
+                self._faces.drop_staged(staged)  # refused: the chain will never adopt it
+            # No answer (unreachable, not confirmed): the rotation may still be mined, so
+            # the staged template stays for the next verification to settle.
+            raise
+        self._complete(account.handle, staged)
         return KeyChange(account.handle, prepared.address, outcome.tx_hash)
+
+    def _complete(self, handle: str, staged: StagedTemplate) -> None:
+        if self._faces.promote(staged):
+            self._accounts.set_controller(handle, staged.address)
+            self._note(handle, "reenroll")
+
+    def _settle_reenrollment(self, handle: str) -> None:
+        """Finish or drop a re-enrollment a crash interrupted (nothing staged: one query)."""
+        staged = self._faces.staged(handle)
+        if staged is None:
+            return
+        try:
+            account = self._accounts.get(handle)
+        except NotFound:
+            return  # verification fails as for any unknown handle
+        controller = self._registry.controller_of(account.chain_patient_id)
+        if controller == staged.address:
+            self._complete(handle, staged)  # the chain adopted the new key
+        elif self._clock() - staged.staged_at > STAGED_GRACE:
+            # The chain still names the old key and the rotation cannot still be on its
+            # way (a relayed transaction is mined or given up within seconds): drop it.
+            self._faces.drop_staged(staged)
 
     def delete(self, account: PatientAccount, key: LocalAccount) -> int:
         """Revoke, shred, forget. Returns how many consents were revoked."""

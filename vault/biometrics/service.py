@@ -37,7 +37,7 @@ from vault.biometrics.template import (
 )
 from vault.config import Settings
 from vault.errors import Conflict, EnrollmentRejected, InvalidInput, VerificationFailed
-from vault.store.biometric_models import BiometricTemplateRow
+from vault.store.biometric_models import BiometricStagedTemplateRow, BiometricTemplateRow
 from vault.store.database import transaction
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,16 @@ class PreparedEnrollment:
 
     def __repr__(self) -> str:
         return f"PreparedEnrollment(handle={self.handle!r}, address={self.address})"
+
+
+@dataclass(frozen=True, slots=True)
+class StagedTemplate:
+    """A re-enrollment's template waiting for the chain's rotation (public parts only)."""
+
+    handle: str
+    template_id: str
+    address: str
+    staged_at: datetime
 
 
 def _utcnow() -> datetime:
@@ -227,12 +237,79 @@ class FaceGate:
             photos=prepared.photos,
         )
 
-    def forget(self, handle: str) -> None:
-        """Delete ``handle``'s template and attempt counters (account deletion)."""
+    # --- re-enrollment in two steps (a second template slot) ---------------------------
+
+    def stage(self, prepared: PreparedEnrollment) -> StagedTemplate:
+        """Store ``prepared`` beside the handle's current template, not replacing it yet.
+
+        Staged *before* the chain rotates the key, so a process that dies after the
+        rotation's receipt leaves the new template on disk: :meth:`promote` (by whoever
+        next sees the chain name the new key) completes the re-enrollment. Replaces any
+        earlier staged template of the handle.
+        """
+        staged = StagedTemplate(
+            prepared.handle, secrets.token_hex(16), prepared.address, self._clock()
+        )
         with transaction(self._sessions) as session:
-            row = session.get(BiometricTemplateRow, handle)
-            if row is not None:
+            row = session.get(BiometricStagedTemplateRow, prepared.handle, with_for_update=True)
+            if row is None:
+                row = BiometricStagedTemplateRow(handle=prepared.handle)
+                session.add(row)
+            _store_template(
+                row, prepared.template, template_id=staged.template_id, address=staged.address
+            )
+            row.staged_at = staged.staged_at
+        return staged
+
+    def staged(self, handle: str) -> StagedTemplate | None:
+        with self._sessions() as session:
+            row = session.get(BiometricStagedTemplateRow, handle)
+            if row is None:
+                return None
+            staged_at = row.staged_at
+            if staged_at.tzinfo is None:  # SQLite keeps no zone; the vault writes UTC
+                staged_at = staged_at.replace(tzinfo=UTC)
+            return StagedTemplate(handle, row.template_id, row.signing_address, staged_at)
+
+    def promote(self, staged: StagedTemplate) -> bool:
+        """Make the staged template current (the old one stops opening), in one
+        transaction. False, changing nothing, if it is no longer staged (another caller
+        promoted or dropped it)."""
+        with transaction(self._sessions) as session:
+            row = session.get(BiometricStagedTemplateRow, staged.handle, with_for_update=True)
+            if row is None or row.template_id != staged.template_id:
+                return False
+            current = session.get(BiometricTemplateRow, staged.handle, with_for_update=True)
+            if current is None:  # the account was deleted meanwhile
                 session.delete(row)
+                return False
+            _store(
+                current,
+                _load(row),
+                template_id=row.template_id,
+                generation=current.generation + 1,
+                address=row.signing_address,
+                enrolled_at=self._clock(),
+            )
+            session.delete(row)
+            lockout.forgive(session, handle=staged.handle)
+        log.info("face re-enrolled handle=%s generation=%d", staged.handle, current.generation)
+        return True
+
+    def drop_staged(self, staged: StagedTemplate) -> None:
+        """Forget a staged template the chain never adopted (no-op if already gone)."""
+        with transaction(self._sessions) as session:
+            row = session.get(BiometricStagedTemplateRow, staged.handle, with_for_update=True)
+            if row is not None and row.template_id == staged.template_id:
+                session.delete(row)
+
+    def forget(self, handle: str) -> None:
+        """Delete ``handle``'s templates and attempt counters (account deletion)."""
+        with transaction(self._sessions) as session:
+            for table in (BiometricTemplateRow, BiometricStagedTemplateRow):
+                row = session.get(table, handle)
+                if row is not None:
+                    session.delete(row)
             lockout.forgive(session, handle=handle)
 
     # --- verification -----------------------------------------------------------------
@@ -309,8 +386,19 @@ def _store(
     address: str,
     enrolled_at: datetime,
 ) -> None:
-    row.template_id = template_id
+    _store_template(row, template, template_id=template_id, address=address)
     row.generation = generation
+    row.enrolled_at = enrolled_at
+
+
+def _store_template(
+    row: BiometricTemplateRow | BiometricStagedTemplateRow,
+    template: ProtectedTemplate,
+    *,
+    template_id: str,
+    address: str,
+) -> None:
+    row.template_id = template_id
     row.scheme = template.scheme
     row.params = template.params.encode()
     row.salt = template.salt
@@ -318,10 +406,9 @@ def _store(
     row.helper_nonce = template.helper_nonce
     row.helper_ciphertext = template.helper_ciphertext
     row.signing_address = address
-    row.enrolled_at = enrolled_at
 
 
-def _load(row: BiometricTemplateRow) -> ProtectedTemplate:
+def _load(row: BiometricTemplateRow | BiometricStagedTemplateRow) -> ProtectedTemplate:
     return ProtectedTemplate(
         scheme=row.scheme,
         params=TemplateParams.decode(row.params),

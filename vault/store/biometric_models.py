@@ -42,3 +42,25 @@ class BiometricAttemptRow(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class BiometricStagedTemplateRow(Base):
+    """A re-enrollment's new template, stored before the chain is asked to rotate the key.
+
+    The second template slot: if the process dies after the rotation's receipt but before
+    the new template replaces the current one, the next verification of the handle finds
+    it here, asks the chain which key it names, and finishes (or drops) the re-enrollment.
+    """
+
+    __tablename__ = "biometric_staged_templates"
+
+    handle: Mapped[str] = mapped_column(String(128), primary_key=True)
+    template_id: Mapped[str] = mapped_column(String(32), unique=True)
+    scheme: Mapped[str] = mapped_column(String(64))
+    params: Mapped[str] = mapped_column(String(64))
+    salt: Mapped[bytes] = mapped_column(LargeBinary(16))
+    commitment: Mapped[bytes] = mapped_column(LargeBinary(32))
+    helper_nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
+    helper_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    signing_address: Mapped[str] = mapped_column(String(42))
+    staged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
