@@ -135,6 +135,15 @@ class Settings(BaseSettings):
     )
     face_lockout_base_seconds: float = Field(default=30.0, gt=0)
     face_lockout_max_seconds: float = Field(default=86_400.0, gt=0)
+    face_lockout_forget_after_seconds: float = Field(
+        default=7 * 86_400.0,
+        gt=0,
+        description=(
+            "A failed-attempt counter of a handle that is not locked and has seen no "
+            "attempt for this long is deleted (bounds the table; that handle regains its "
+            "free tries)."
+        ),
+    )
 
     @field_validator("master_keyring", "pepper", "admin_token")
     @classmethod

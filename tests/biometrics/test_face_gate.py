@@ -6,12 +6,14 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from vault.biometrics.embedding import FaceEncoder
@@ -26,7 +28,7 @@ from vault.errors import (
     NoFace,
     VerificationFailed,
 )
-from vault.store.biometric_models import BiometricTemplateRow
+from vault.store.biometric_models import BiometricAttemptRow, BiometricTemplateRow
 from vault.store.database import make_engine, make_session_factory
 from vault.store.migrate import upgrade
 
@@ -166,6 +168,37 @@ def test_lockout_and_exponential_backoff(gate: FaceGate, photo: Photo, clock: Fa
     clock.advance(61)
     assert gate.verify("patient-1", photo(OBAMA_PROBE)).handle == "patient-1"
     assert gate.failed_attempts("patient-1") == 0
+
+
+def test_counters_that_hold_nothing_back_are_pruned(
+    gate: FaceGate, photo: Photo, clock: FakeClock, sessions: sessionmaker[Session]
+) -> None:
+    gate.enroll("patient-1", _obama(photo))
+    stranger = photo(OTHERS[1])
+    for handle in ("ghost-1", "ghost-2"):  # attempts on handles nobody enrolled
+        with pytest.raises(VerificationFailed):
+            gate.verify(handle, stranger)
+    for _ in range(gate.policy.threshold):  # ghost-3 ends up locked
+        with pytest.raises(VerificationFailed):
+            gate.verify("ghost-3", stranger)
+    gate.verify("patient-1", photo(OBAMA_PROBE))  # a match: counter forgiven
+    assert gate.prune_attempts() == 1  # only the forgiven counter goes now
+    assert gate.failed_attempts("ghost-1") == 1
+
+    # A week of silence: the idle, unlocked counters go; a lock still running stays.
+    clock.advance(gate.policy.forget_after_seconds + 1)
+    with sessions() as session:
+        session.execute(
+            update(BiometricAttemptRow)
+            .where(BiometricAttemptRow.handle == "ghost-3")
+            .values(locked_until=clock.now + timedelta(hours=1))
+        )
+        session.commit()
+    assert gate.prune_attempts() == 2
+    with sessions() as session:
+        left = set(session.scalars(select(BiometricAttemptRow.handle)))
+    assert left == {"ghost-3"}
+    assert gate.failed_attempts("ghost-3") == gate.policy.threshold
 
 
 def test_bad_photos_count_as_failed_attempts(gate: FaceGate, photo: Photo) -> None:

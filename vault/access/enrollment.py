@@ -157,6 +157,10 @@ class PatientEnrollment:
             # way (a relayed transaction is mined or given up within seconds): drop it.
             self._faces.drop_staged(staged)
 
+    def prune_attempts(self) -> int:
+        """Housekeeping: drop failed-attempt counters that hold nothing back."""
+        return self._faces.prune_attempts()
+
     def delete(self, account: PatientAccount, key: LocalAccount) -> int:
         """Revoke, shred, forget. Returns how many consents were revoked."""
         revoked = self._consents.revoke_all(account=account, key=key)

@@ -46,6 +46,11 @@ def create_app(
                 lambda: anchor_audit_log(built.audit, built.registry),
             ),
             Job(
+                "prune failed face-attempt counters",
+                3600.0,
+                built.enrollment.prune_attempts,
+            ),
+            Job(
                 "sweep blobs of interrupted writes",
                 max(settings.blob_sweep_grace_seconds / 4, 60.0),
                 lambda: built.records.sweep(older_than_seconds=settings.blob_sweep_grace_seconds),

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from vault.errors import BiometricLockedOut
@@ -24,6 +25,8 @@ class LockoutPolicy:
     threshold: int = 5
     base_seconds: float = 30.0
     max_seconds: float = 86_400.0
+    #: A handle not locked and silent this long loses its counter (see :func:`prune`).
+    forget_after_seconds: float = 7 * 86_400.0
 
     def delay(self, failures: int) -> float:
         """Seconds to lock after ``failures`` consecutive failures (0 below threshold)."""
@@ -68,6 +71,24 @@ def forgive(session: Session, *, handle: str) -> None:
     if row is not None:
         row.consecutive_failures = 0
         row.locked_until = None
+
+
+def prune(session: Session, *, now: datetime, idle: timedelta) -> int:
+    """Delete counters that no longer hold anything back; return how many.
+
+    Every attempt on an unknown handle creates a row (no enumeration oracle), so without
+    pruning anyone can grow the table one photo at a time. A row goes when it counts no
+    failures (forgiven by a match: the same as no row), or when its handle is not locked
+    and has seen no attempt for ``idle``: such a handle regains ``threshold`` tries after
+    ``idle`` of silence, against one try per day at the cap if it were kept.
+    """
+    row = BiometricAttemptRow
+    not_locked = row.locked_until.is_(None) | (row.locked_until <= now)
+    stale = row.last_attempt_at.is_(None) | (row.last_attempt_at < now - idle)
+    result = session.execute(
+        delete(row).where((row.consecutive_failures == 0) | (not_locked & stale))
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def failures(session: Session, *, handle: str) -> int:

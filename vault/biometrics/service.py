@@ -17,7 +17,7 @@ import logging
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from eth_account import Account
@@ -156,6 +156,7 @@ class FaceGate:
             threshold=settings.face_lockout_threshold,
             base_seconds=settings.face_lockout_base_seconds,
             max_seconds=settings.face_lockout_max_seconds,
+            forget_after_seconds=settings.face_lockout_forget_after_seconds,
         )
         return cls(
             session_factory=session_factory,
@@ -351,6 +352,15 @@ class FaceGate:
         return VerifiedPatient(
             handle=handle, template_id=meta[0], generation=meta[1], account=account
         )
+
+    def prune_attempts(self) -> int:
+        """Drop failed-attempt counters that hold nothing back (see :func:`lockout.prune`)."""
+        with transaction(self._sessions) as session:
+            return lockout.prune(
+                session,
+                now=self._clock(),
+                idle=timedelta(seconds=self.policy.forget_after_seconds),
+            )
 
     def failed_attempts(self, handle: str) -> int:
         with self._sessions() as session:
