@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
@@ -24,11 +25,78 @@ from vault.errors import (
     RecordDeleted,
     TamperDetected,
 )
+from vault.records.types import RecordInfo
 from vault.services import Services, signature_deadline
 
 router = APIRouter(prefix="/provider", tags=["providers"], responses=ERRORS)
 
 Purpose = Annotated[str, Query(max_length=16, description="HL7 PurposeOfUse code, e.g. TREAT")]
+
+
+# The product's hot path, declared first: routes are tried in order, and every pattern
+# tried before this one costs each provider read.
+@router.get(
+    "/patients/{handle}/records/{record_id}",
+    response_model=RecordWithContent,
+    summary="Read one record while the chain says yes",
+    responses={200: {"content": {"application/octet-stream": {}}}},
+    openapi_extra=BEARER_SECURITY,
+)
+async def read_patient_record(
+    handle: str, record_id: str, purpose: Purpose, session: ProviderReadDep
+) -> Response:
+    # The hot path of the product, so a coroutine: the consent check and the audit append
+    # wait on the event loop (shared chain-head fetches, group-committed audit entries)
+    # instead of parking a worker thread each; see ``ConsentGate.authorize_read_async``.
+    provider, services = session.provider, session.services
+    check_purpose(purpose)
+    # Ask the chain for its head now, so the round trip overlaps the store reads below.
+    head = services.gate.watch_head()
+    account = await services.offload(services.accounts.get, handle)
+    try:
+        # Metadata, key and ciphertext in one query, opened in memory; nothing leaves
+        # before the chain's answer below.
+        stored = await services.offload(
+            services.records.get_record, patient_id=account.record_patient_id, record_id=record_id
+        )
+    except (RecordDeleted, TamperDetected, DecryptionFailed):
+        # Whether a record was deleted or damaged is the patient's business: an
+        # unauthorized provider gets the same refusal as for any other record.
+        info = await services.offload(
+            services.records.get_info, patient_id=account.record_patient_id, record_id=record_id
+        )
+        await services.gate.authorize_read_async(
+            account=account,
+            provider=provider.subject,
+            category=info.category,
+            purpose=purpose,
+            record_id=record_id,
+            head=head,
+        )
+        raise
+    await services.gate.authorize_read_async(
+        account=account,
+        provider=provider.subject,
+        category=stored.info.category,
+        purpose=purpose,
+        record_id=record_id,
+        head=head,
+    )
+    if stored.info.resource_type == "Binary":
+        return Response(stored.content, media_type=stored.content_type)
+    # The stored body is the FHIR JSON the vault validated on write (and the AEAD tag
+    # proves it unchanged): splice it in rather than parse and re-serialize it.
+    return Response(
+        b'{"record":' + _record_json(stored.info) + b',"resource":' + stored.content + b"}",
+        media_type="application/json",
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _record_json(info: RecordInfo) -> bytes:
+    """The record's metadata as the response model serializes it; a pure function of the
+    (frozen) metadata row, so a repeat read of a version skips pydantic."""
+    return Record.of(info).model_dump_json().encode()
 
 
 class Nonce(BaseModel):
@@ -195,67 +263,6 @@ def list_patient_records(
             "no consent on chain for any of this patient's data", details={"purpose": purpose}
         )
     return [Record.of(i) for i in infos if allowed[i.category]]
-
-
-@router.get(
-    "/patients/{handle}/records/{record_id}",
-    response_model=RecordWithContent,
-    summary="Read one record while the chain says yes",
-    responses={200: {"content": {"application/octet-stream": {}}}},
-    openapi_extra=BEARER_SECURITY,
-)
-async def read_patient_record(
-    handle: str, record_id: str, purpose: Purpose, session: ProviderReadDep
-) -> Response:
-    # The hot path of the product, so a coroutine: the consent check and the audit append
-    # wait on the event loop (shared chain-head fetches, group-committed audit entries)
-    # instead of parking a worker thread each; see ``ConsentGate.authorize_read_async``.
-    provider, services = session.provider, session.services
-    check_purpose(purpose)
-    # Ask the chain for its head now, so the round trip overlaps the store reads below.
-    head = services.gate.watch_head()
-    account = await services.offload(services.accounts.get, handle)
-    try:
-        # Metadata, key and ciphertext in one query, opened in memory; nothing leaves
-        # before the chain's answer below.
-        stored = await services.offload(
-            services.records.get_record, patient_id=account.record_patient_id, record_id=record_id
-        )
-    except (RecordDeleted, TamperDetected, DecryptionFailed):
-        # Whether a record was deleted or damaged is the patient's business: an
-        # unauthorized provider gets the same refusal as for any other record.
-        info = await services.offload(
-            services.records.get_info, patient_id=account.record_patient_id, record_id=record_id
-        )
-        await services.gate.authorize_read_async(
-            account=account,
-            provider=provider.subject,
-            category=info.category,
-            purpose=purpose,
-            record_id=record_id,
-            head=head,
-        )
-        raise
-    await services.gate.authorize_read_async(
-        account=account,
-        provider=provider.subject,
-        category=stored.info.category,
-        purpose=purpose,
-        record_id=record_id,
-        head=head,
-    )
-    if stored.info.resource_type == "Binary":
-        return Response(stored.content, media_type=stored.content_type)
-    # The stored body is the FHIR JSON the vault validated on write (and the AEAD tag
-    # proves it unchanged): splice it in rather than parse and re-serialize it.
-    return Response(
-        b'{"record":'
-        + Record.of(stored.info).model_dump_json().encode()
-        + b',"resource":'
-        + stored.content
-        + b"}",
-        media_type="application/json",
-    )
 
 
 def _emergency_message(
