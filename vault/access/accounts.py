@@ -22,7 +22,7 @@ from vault.errors import NotFound
 from vault.store.access_models import PatientAccountRow
 from vault.store.database import engine_of
 from vault.store.models import utcnow
-from vault.store.prepared import SqliteReads, is_sqlite_file
+from vault.store.prepared import hot_lookups
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,7 @@ class PatientAccounts:
         self._engine = engine_of(session_factory)
         self._clock = clock
         # An embedded SQLite file is read directly on the hot path (see vault.store.prepared).
-        self._by_handle = (
-            SqliteReads(self._engine).prepare(_BY_HANDLE) if is_sqlite_file(self._engine) else None
-        )
+        (self._by_handle,) = hot_lookups(self._engine, _BY_HANDLE)
 
     def create(
         self, *, handle: str, record_patient_id: str, chain_id: bytes, controller: str
@@ -87,11 +85,7 @@ class PatientAccounts:
     def get(self, handle: str) -> PatientAccount:
         """The live account; :class:`NotFound` for unknown and deleted handles alike."""
         # Not the ORM: this runs on every request (see ``engine_of``).
-        if self._by_handle is not None:
-            row = self._by_handle.first(handle=handle)
-        else:
-            with self._engine.connect() as conn:
-                row = conn.execute(_BY_HANDLE, {"handle": handle}).first()
+        row = self._by_handle.first(handle=handle)
         if row is None or row.deleted_at is not None:
             raise NotFound("no such patient")
         return _account(row)

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 from collections import namedtuple
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, Select
 
@@ -92,3 +92,30 @@ class PreparedQuery:
         for index, process in self._processors:
             values[index] = process(values[index])
         return self._row._make(values)
+
+
+class RowLookup(Protocol):
+    def first(self, **params: Any) -> Any:
+        """The first row (fields named as the statement's columns), or None."""
+        ...
+
+
+class EngineQuery:
+    """:class:`PreparedQuery`'s interface through the engine (PostgreSQL and the rest)."""
+
+    def __init__(self, engine: Engine, statement: Select[Any]) -> None:
+        self._engine = engine
+        self._statement = statement
+
+    def first(self, **params: Any) -> Any:
+        with self._engine.connect() as conn:
+            return conn.execute(self._statement, params).first()
+
+
+def hot_lookups(engine: Engine, *statements: Select[Any]) -> list[RowLookup]:
+    """Each statement as a lookup: direct on an SQLite file (sharing one read-only
+    connection per thread), through the engine on any other database."""
+    if not is_sqlite_file(engine):
+        return [EngineQuery(engine, statement) for statement in statements]
+    reads = SqliteReads(engine)
+    return [reads.prepare(statement) for statement in statements]
