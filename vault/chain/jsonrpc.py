@@ -15,7 +15,7 @@ import json
 import threading
 import weakref
 from collections.abc import Awaitable
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -23,15 +23,30 @@ import httptools
 from vault.errors import ChainUnavailable
 
 
+class _Endpoint(NamedTuple):
+    https: bool
+    host: str
+    port: int | None  # None: the scheme's default
+    path: str
+    netloc: str  # for the Host header
+
+
+def _endpoint(url: str) -> _Endpoint:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) JSON-RPC URL: {url}")
+    return _Endpoint(
+        parts.scheme == "https", parts.hostname, parts.port, parts.path or "/", parts.netloc
+    )
+
+
 class JsonRpc:
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) JSON-RPC URL: {url}")
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port
-        self._path = parts.path or "/"
+        endpoint = _endpoint(url)
+        self._https = endpoint.https
+        self._host = endpoint.host
+        self._port = endpoint.port
+        self._path = endpoint.path
         self._timeout = timeout
         self._local = threading.local()
         self._ids = itertools.count(1)
@@ -114,15 +129,13 @@ class AsyncJsonRpc:
     """
 
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) JSON-RPC URL: {url}")
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port or (443 if self._https else 80)
+        endpoint = _endpoint(url)
+        self._https = endpoint.https
+        self._host = endpoint.host
+        self._port = endpoint.port or (443 if self._https else 80)
         self._head = (
-            f"POST {parts.path or '/'} HTTP/1.1\r\n"
-            f"Host: {parts.netloc}\r\n"
+            f"POST {endpoint.path} HTTP/1.1\r\n"
+            f"Host: {endpoint.netloc}\r\n"
             "Content-Type: application/json\r\n"
             "Content-Length: "
         ).encode()

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
+from vault.store.prepared import is_sqlite_file
+
 NonceGuard = Callable[[], AbstractContextManager[None]]
 
 #: Arbitrary, fixed: the advisory-lock key the vault's relayers agree on.
@@ -60,7 +62,7 @@ def advisory_guard(engine: Engine) -> NonceGuard:
 def guard_for(engine: Engine) -> NonceGuard:
     """The guard matching the shared database behind ``engine``."""
     url = engine.url
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+    if is_sqlite_file(engine):
         return file_guard(Path(str(url.database)).with_suffix(".relayer.lock"))
     if url.get_backend_name() == "postgresql":
         return advisory_guard(engine)
