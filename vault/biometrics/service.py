@@ -37,7 +37,11 @@ from vault.biometrics.template import (
 )
 from vault.config import Settings
 from vault.errors import Conflict, EnrollmentRejected, InvalidInput, VerificationFailed
-from vault.store.biometric_models import BiometricStagedTemplateRow, BiometricTemplateRow
+from vault.store.biometric_models import (
+    BiometricStagedTemplateRow,
+    BiometricTemplateRow,
+    ProtectedTemplateColumns,
+)
 from vault.store.database import transaction
 
 log = logging.getLogger(__name__)
@@ -402,7 +406,7 @@ def _store(
 
 
 def _store_template(
-    row: BiometricTemplateRow | BiometricStagedTemplateRow,
+    row: ProtectedTemplateColumns,
     template: ProtectedTemplate,
     *,
     template_id: str,
@@ -418,7 +422,7 @@ def _store_template(
     row.signing_address = address
 
 
-def _load(row: BiometricTemplateRow | BiometricStagedTemplateRow) -> ProtectedTemplate:
+def _load(row: ProtectedTemplateColumns) -> ProtectedTemplate:
     return ProtectedTemplate(
         scheme=row.scheme,
         params=TemplateParams.decode(row.params),

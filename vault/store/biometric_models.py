@@ -15,14 +15,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from vault.store.models import Base, utcnow
 
 
-class BiometricTemplateRow(Base):
-    """The current protected template of one patient handle (re-enrollment replaces it)."""
-
-    __tablename__ = "biometric_templates"
+class ProtectedTemplateColumns:
+    """What a stored template is, current or staged: its id, the protected template's
+    parts, and the public address of the key it yields."""
 
     handle: Mapped[str] = mapped_column(String(128), primary_key=True)
     template_id: Mapped[str] = mapped_column(String(32), unique=True)
-    generation: Mapped[int] = mapped_column(Integer, default=1)
     scheme: Mapped[str] = mapped_column(String(64))
     params: Mapped[str] = mapped_column(String(64))
     salt: Mapped[bytes] = mapped_column(LargeBinary(16))
@@ -30,6 +28,14 @@ class BiometricTemplateRow(Base):
     helper_nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
     helper_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     signing_address: Mapped[str] = mapped_column(String(42))
+
+
+class BiometricTemplateRow(ProtectedTemplateColumns, Base):
+    """The current protected template of one patient handle (re-enrollment replaces it)."""
+
+    __tablename__ = "biometric_templates"
+
+    generation: Mapped[int] = mapped_column(Integer, default=1)
     enrolled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -44,7 +50,7 @@ class BiometricAttemptRow(Base):
     last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
-class BiometricStagedTemplateRow(Base):
+class BiometricStagedTemplateRow(ProtectedTemplateColumns, Base):
     """A re-enrollment's new template, stored before the chain is asked to rotate the key.
 
     The second template slot: if the process dies after the rotation's receipt but before
@@ -54,13 +60,4 @@ class BiometricStagedTemplateRow(Base):
 
     __tablename__ = "biometric_staged_templates"
 
-    handle: Mapped[str] = mapped_column(String(128), primary_key=True)
-    template_id: Mapped[str] = mapped_column(String(32), unique=True)
-    scheme: Mapped[str] = mapped_column(String(64))
-    params: Mapped[str] = mapped_column(String(64))
-    salt: Mapped[bytes] = mapped_column(LargeBinary(16))
-    commitment: Mapped[bytes] = mapped_column(LargeBinary(32))
-    helper_nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
-    helper_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
-    signing_address: Mapped[str] = mapped_column(String(42))
     staged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
