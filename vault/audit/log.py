@@ -117,12 +117,11 @@ def _rows(entries: list[AuditEntry]) -> list[dict[str, object]]:
     ]
 
 
-def _settle_batch(
-    batch: list[_Pending], queued: list[tuple[AuditEvent, asyncio.Future[AuditEntry]]]
-) -> None:
+def _settle_batch(batch: list[_Pending]) -> None:
     """Wake each coroutine of a written (or failed) batch with its entry or error."""
-    for pending, (_, settled) in zip(batch, queued, strict=True):
-        if settled.done():
+    for pending in batch:
+        settled = pending.settled
+        if settled is None or settled.done():
             continue
         if pending.entry is not None:
             settled.set_result(pending.entry)
@@ -171,13 +170,14 @@ class _Pending:
     event: AuditEvent
     entry: AuditEntry | None = None
     error: BaseException | None = None
+    settled: asyncio.Future[AuditEntry] | None = None  # a coroutine caller's, on its loop
 
 
 @dataclass
 class _LoopQueue:
     """Events queued by coroutines of one event loop, and what is writing them."""
 
-    queue: list[tuple[AuditEvent, asyncio.Future[AuditEntry]]] = field(default_factory=list)
+    queue: list[_Pending] = field(default_factory=list)
     flush_scheduled: bool = False  # a write of the queue is due on the loop
     flusher: asyncio.Task[None] | None = None  # writing in a worker thread
 
@@ -259,7 +259,7 @@ class AuditLog:
         state = self._loops.get(loop)
         if state is None:
             state = self._loops[loop] = _LoopQueue()
-        state.queue.append((event, settled))
+        state.queue.append(_Pending(event, settled=settled))
         if not state.flush_scheduled and (state.flusher is None or state.flusher.done()):
             # A plain callback, not a task: it runs after every coroutine already runnable
             # has queued its event, so they share one transaction.
@@ -273,8 +273,7 @@ class AuditLog:
         state.flush_scheduled = False
         if not state.queue or (state.flusher is not None and not state.flusher.done()):
             return  # the thread flusher writes what queued once its batch is done
-        queued, state.queue = state.queue, []
-        batch = [_Pending(event) for event, _ in queued]
+        batch, state.queue = state.queue, []
         try:
             written = self._commit_on_loop and self._write_without_waiting(batch)
         except Exception as exc:  # settle every caller, whatever happened
@@ -282,34 +281,29 @@ class AuditLog:
                 pending.error = exc
             written = True
         if written:
-            _settle_batch(batch, queued)
+            _settle_batch(batch)
         else:
-            state.flusher = loop.create_task(self._flush_in_threads(state, batch, queued))
+            state.flusher = loop.create_task(self._flush_in_threads(state, batch))
 
-    async def _flush_in_threads(
-        self,
-        state: _LoopQueue,
-        batch: list[_Pending],
-        queued: list[tuple[AuditEvent, asyncio.Future[AuditEntry]]],
-    ) -> None:
+    async def _flush_in_threads(self, state: _LoopQueue, batch: list[_Pending]) -> None:
         """Write ``batch`` in a worker thread (waiting for locks, retrying), then whatever
         queued meanwhile, in order, until the queue is empty."""
         while True:
             try:
                 await asyncio.to_thread(self._write_locked, batch)
             except asyncio.CancelledError:  # the loop is shutting down: nobody is answered
-                for _, settled in queued + state.queue:
-                    settled.cancel()
+                for pending in batch + state.queue:
+                    if pending.settled is not None:
+                        pending.settled.cancel()
                 state.queue = []
                 raise
             except Exception as exc:  # each caller gets it below
                 for pending in batch:
                     pending.error = pending.error or exc
-            _settle_batch(batch, queued)
+            _settle_batch(batch)
             if not state.queue:
                 return
-            queued, state.queue = state.queue, []
-            batch = [_Pending(event) for event, _ in queued]
+            batch, state.queue = state.queue, []
 
     def _write_without_waiting(self, batch: list[_Pending]) -> bool:
         """Try ``batch`` once on the loop's own connection, never blocking; False (nothing
