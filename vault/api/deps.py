@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from vault.access.accounts import PatientAccount
 from vault.auth.tokens import Principal, SubjectKind
@@ -82,10 +83,11 @@ async def provider_read(request: Request) -> ProviderRead:
     32. Same header rules as ``HTTPBearer``; the route declares the bearer scheme in its
     OpenAPI itself (``BEARER_SECURITY``)."""
     services: Services = request.app.state.services
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    # The parser HTTPBearer itself uses, so the two refuse exactly the same headers.
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    if scheme.lower() != "bearer" or not token:
         raise AuthenticationFailed("a bearer session token is required")
-    return ProviderRead(services.tokens.verify(token.strip(), kind=SubjectKind.PROVIDER), services)
+    return ProviderRead(services.tokens.verify(token, kind=SubjectKind.PROVIDER), services)
 
 
 #: The OpenAPI security requirement of a route authenticated without the ``bearer`` dependency.
