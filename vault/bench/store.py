@@ -72,15 +72,29 @@ def bench_encryption(echo: Echo, *, seconds: float = 0.4, rounds: int = 3) -> No
     echo("  bare     = AESGCM(key).encrypt/decrypt from `cryptography`, key object reused,")
     echo("             fresh os.urandom(12) nonce per encrypt, same plaintext and AAD size")
     echo(
-        f"  {'size':>7} | {'bare enc':>9} {'env enc':>9} {'ratio':>6} | "
-        f"{'bare dec':>9} {'env dec':>9} {'ratio':>6}"
+        "  floor    = the library calls a fresh data key per version cannot avoid, and"
+        " nothing else: os.urandom(44),"
+    )
+    echo(
+        "             AESGCM(data key), body encrypt, data key wrapped with a kept key"
+        " (decrypt: unwrap, AESGCM(data key), body decrypt)"
+    )
+    echo(
+        f"  {'size':>7} | {'bare enc':>9} {'env enc':>9} {'ratio':>6} {'floor':>6} | "
+        f"{'bare dec':>9} {'env dec':>9} {'ratio':>6} {'floor':>6}"
     )
     for label, size in SIZES:
         best = _bench_size(size, seconds=seconds, rounds=rounds)
         echo(
-            f"  {label:>7} | {best['be']:9.0f} {best['ee']:9.0f} {best['ee'] / best['be']:5.2f}x | "
-            f"{best['bd']:9.0f} {best['ed']:9.0f} {best['ed'] / best['bd']:5.2f}x"
+            f"  {label:>7} | {best['be']:9.0f} {best['ee']:9.0f} {best['ee'] / best['be']:5.2f}x "
+            f"{best['fe'] / best['be']:5.2f}x | "
+            f"{best['bd']:9.0f} {best['ed']:9.0f} {best['ed'] / best['bd']:5.2f}x "
+            f"{best['fd'] / best['bd']:5.2f}x"
         )
+    echo(
+        "  floor/bare is the best ratio any envelope with a fresh data key per version can reach"
+        " with this library"
+    )
     _fixed_costs(echo)
 
 
@@ -116,12 +130,36 @@ def _bench_size(size: int, *, seconds: float, rounds: int) -> dict[str, float]:
             sealed.wrapped_data_key,
         )
 
-    best = {"be": 0.0, "ee": 0.0, "bd": 0.0, "ed": 0.0}
-    for _ in range(rounds):  # interleaved, so a noisy neighbour hurts both sides alike
-        best["be"] = max(best["be"], _throughput(bare_encrypt, size, seconds))
-        best["ee"] = max(best["ee"], _throughput(envelope_encrypt, size, seconds))
-        best["bd"] = max(best["bd"], _throughput(bare_decrypt, size, seconds))
-        best["ed"] = max(best["ed"], _throughput(envelope_decrypt, size, seconds))
+    # The floor: only the library calls a fresh data key per version makes unavoidable,
+    # with the patient key's AESGCM kept as the service keeps it, and no other Python.
+    wrapping = AESGCM(AESGCM.generate_key(bit_length=256))
+    key_aad = context.data_key_aad()
+    zero_nonce = bytes(12)
+    drawn = os.urandom(44)
+    floor_wrapped = wrapping.encrypt(drawn[32:], drawn[:32], key_aad)
+    floor_ciphertext = AESGCM(drawn[:32]).encrypt(zero_nonce, data, aad)
+
+    def floor_encrypt() -> object:
+        draw = os.urandom(44)
+        body = AESGCM(draw[:32]).encrypt(zero_nonce, data, aad)
+        return body, wrapping.encrypt(draw[32:], draw[:32], key_aad)
+
+    def floor_decrypt() -> object:
+        data_key = wrapping.decrypt(drawn[32:], floor_wrapped, key_aad)
+        return AESGCM(data_key).decrypt(zero_nonce, floor_ciphertext, aad)
+
+    operations = {
+        "be": bare_encrypt,
+        "ee": envelope_encrypt,
+        "fe": floor_encrypt,
+        "bd": bare_decrypt,
+        "ed": envelope_decrypt,
+        "fd": floor_decrypt,
+    }
+    best = dict.fromkeys(operations, 0.0)
+    for _ in range(rounds):  # interleaved, so a noisy neighbour hurts every side alike
+        for name, operation in operations.items():
+            best[name] = max(best[name], _throughput(operation, size, seconds))
     return best
 
 
