@@ -32,7 +32,7 @@ def test_bench_api_prints_both_endpoints_and_zero_lag(served: tuple[str, dict[st
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    rows = [line for line in out.splitlines() if re.match(r"^\s+(1|8|32) \|", line)]
+    rows = [line for line in out.splitlines() if re.match(r"^\s+(1|8|32) \| +\d", line)]
     assert [int(r.split("|")[0]) for r in rows] == [1, 8, 32]
     for row in rows:
         enforced, bare = (cell.split() for cell in row.split("|")[1:3])
@@ -40,6 +40,14 @@ def test_bench_api_prints_both_endpoints_and_zero_lag(served: tuple[str, dict[st
         assert float(enforced[0]) > 0 and float(bare[0]) > 0
         assert enforced[4] == "0" and bare[4] == "0"
         assert int(enforced[3]) > 0 and int(bare[3]) > 0
+    cpu_rows = re.findall(
+        r"^\s+(1|8|32) \| enforced +(\d+\.\d+) \| bare +(\d+\.\d+) \| enforcement adds",
+        out,
+        flags=re.MULTILINE,
+    )
+    assert [int(conc) for conc, _, _ in cpu_rows] == [1, 8, 32]
+    # The server did work for every cell it answered (the meter reads its process clock).
+    assert all(float(enforced) > 0 and float(bare) > 0 for _, enforced, bare in cpu_rows)
     assert "first read started after the response" in out and "refused (403)" in out
     assert re.search(r"reads started after the response: \d+, allowed: 0", out)
     assert "lag: 0 blocks" in out
@@ -53,3 +61,4 @@ def test_bench_api_prints_both_endpoints_and_zero_lag(served: tuple[str, dict[st
 def test_bare_endpoint_is_not_mounted_by_default(served: tuple[str, dict[str, str]]) -> None:
     base, _ = served
     assert httpx.get(f"{base}/bench/bare?size=10").status_code == 404
+    assert httpx.get(f"{base}/bench/cpu").status_code == 404

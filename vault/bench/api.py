@@ -68,10 +68,17 @@ class Cell:
     latencies: list[float] = field(default_factory=list)
     failures: int = 0
     elapsed: float = 0.0
+    server_cpu: float = math.nan  # seconds of the vault process's CPU during the cell
 
     @property
     def throughput(self) -> float:
         return len(self.latencies) / self.elapsed if self.elapsed else 0.0
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        """The server's CPU per answered request (every request of the cell counts)."""
+        answered = len(self.latencies) + self.failures
+        return 1000 * self.server_cpu / answered if answered else math.nan
 
     def percentile_ms(self, q: float) -> float:
         """Nearest-rank percentile, in milliseconds."""
@@ -305,7 +312,8 @@ def run(
         f"each cell: at most {requests} requests or {seconds:g} s, after a 20-request "
         "warm-up; one keep-alive connection per concurrent client"
     )
-    cells = asyncio.run(_measure(enforced, bare, requests=requests, seconds=seconds))
+    meter = ServerCpu(base_url)
+    cells = asyncio.run(_measure(enforced, bare, meter, requests=requests, seconds=seconds))
     for line in _table(cells):
         echo(line)
     lag = asyncio.run(_revoke_under_load(base_url, story, sample.probe_photo, seconds=seconds))
@@ -317,15 +325,34 @@ def run(
         )
 
 
+class ServerCpu:
+    """The vault's own CPU meter (``GET /bench/cpu``), read between cells."""
+
+    def __init__(self, base_url: str) -> None:
+        self._url = f"{base_url.rstrip('/')}/bench/cpu"
+
+    def seconds(self) -> float:
+        reply = httpx.get(self._url, timeout=10)
+        if reply.status_code == 404:
+            raise BenchEndpointsOff(
+                "the vault does not serve /bench/cpu: restart it with VAULT_BENCH_ENDPOINTS=true"
+            )
+        reply.raise_for_status()
+        return float(reply.json()["process_cpu_seconds"])
+
+
 async def _measure(
-    enforced: Target, bare: Target, *, requests: int, seconds: float
+    enforced: Target, bare: Target, meter: ServerCpu, *, requests: int, seconds: float
 ) -> list[tuple[Cell, Cell]]:
     rows = []
     for concurrency in CONCURRENCY:
         pair = []
         for label, target in (("enforced", enforced), ("bare", bare)):
             await _load(target, min(concurrency, 4), requests=20, seconds=seconds)
+            before = meter.seconds()
             cell = await _load(target, concurrency, requests=requests, seconds=seconds)
+            # The meter's own two requests are in the figure too: a few hundred µs of a cell.
+            cell.server_cpu = meter.seconds() - before
             cell.label = label
             pair.append(cell)
         rows.append((pair[0], pair[1]))
@@ -350,6 +377,16 @@ def _table(rows: list[tuple[Cell, Cell]]) -> list[str]:
             f"{ratio:>13.2f}"
         )
     lines.append("enforced/bare = throughput ratio (1.0: enforcement is free; target >= 0.5)")
+    lines.append("")
+    lines.append(
+        "server CPU per request (ms; the vault process, all threads, from GET /bench/cpu):"
+    )
+    for enforced, bare in rows:
+        extra = enforced.cpu_ms_per_request - bare.cpu_ms_per_request
+        lines.append(
+            f"{enforced.concurrency:>4} | enforced {enforced.cpu_ms_per_request:6.3f} | "
+            f"bare {bare.cpu_ms_per_request:6.3f} | enforcement adds {extra:6.3f}"
+        )
     return lines
 
 
