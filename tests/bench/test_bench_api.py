@@ -11,6 +11,8 @@ import httpx
 import pytest
 
 from tests.served import VAULT, served_vault, vault_env
+from vault.bench.api import ServerCpu
+from vault.demo.client import VaultUnreachable
 
 
 @pytest.fixture
@@ -62,3 +64,9 @@ def test_bare_endpoint_is_not_mounted_by_default(served: tuple[str, dict[str, st
     base, _ = served
     assert httpx.get(f"{base}/bench/bare?size=10").status_code == 404
     assert httpx.get(f"{base}/bench/cpu").status_code == 404
+
+
+def test_cpu_meter_failures_are_vault_errors_with_a_code() -> None:
+    # Nothing listens on port 1: a one-line CLI error, not a traceback.
+    with pytest.raises(VaultUnreachable):
+        ServerCpu("http://127.0.0.1:1").seconds()

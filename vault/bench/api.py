@@ -32,7 +32,13 @@ from pathlib import Path
 import httpx
 from eth_account import Account
 
-from vault.demo.client import VaultApi, bearer, photo_files
+from vault.demo.client import (
+    UnexpectedReply,
+    VaultApi,
+    VaultUnreachable,
+    bearer,
+    photo_files,
+)
 from vault.demo.story import SampleData
 from vault.errors import VaultError
 
@@ -332,12 +338,16 @@ class ServerCpu:
         self._url = f"{base_url.rstrip('/')}/bench/cpu"
 
     def seconds(self) -> float:
-        reply = httpx.get(self._url, timeout=10)
+        try:
+            reply = httpx.get(self._url, timeout=10)
+        except httpx.HTTPError as exc:
+            raise VaultUnreachable(f"read the vault's CPU meter: {exc}") from exc
         if reply.status_code == 404:
             raise BenchEndpointsOff(
                 "the vault does not serve /bench/cpu: restart it with VAULT_BENCH_ENDPOINTS=true"
             )
-        reply.raise_for_status()
+        if reply.status_code != 200:
+            raise UnexpectedReply("read the vault's CPU meter", reply)
         return float(reply.json()["process_cpu_seconds"])
 
 
