@@ -168,8 +168,8 @@ def test_async_appends_are_group_committed_and_chained(
     seqs = asyncio.run(main())
     assert seqs == list(range(1, 51))  # each caller got its own entry, in arrival order
     assert writes < 50  # and they shared transactions
-    # On the loop, only the first batch (tail not known yet) goes to a thread.
-    assert handed_to_threads == (1 if commit_on_loop else writes)
+    # On the loop, no batch goes to a thread, not even the first (it reads the tail itself).
+    assert handed_to_threads == (0 if commit_on_loop else writes)
     assert log.verify_chain() == 50
     # Sync appends from threads and async appends mix on one chain.
     log.append(read("pat_b"))
@@ -228,10 +228,18 @@ def test_on_loop_commit_never_parks_the_loop_on_a_held_write_lock(tmp_path: Path
 
 
 def test_on_loop_commit_after_another_process_appended_retries_from_the_new_tail(
-    factory: sessionmaker[Session],
+    factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     here = AuditLog(session_factory=factory, commit_on_loop=True)
     elsewhere = AuditLog(session_factory=factory)
+    handed_off = []
+
+    async def waiting_path(self: AuditLog, state: object, batch: list[object]) -> None:
+        handed_off.append(len(batch))
+        await original(self, state, batch)
+
+    original = AuditLog._flush_in_threads
+    monkeypatch.setattr(AuditLog, "_flush_in_threads", waiting_path)
 
     async def main() -> list[int]:
         seqs = []
@@ -242,3 +250,6 @@ def test_on_loop_commit_after_another_process_appended_retries_from_the_new_tail
 
     assert asyncio.run(main()) == list(range(1, 21, 2))
     assert here.verify_chain() == 20
+    # Every batch was chained onto the other process's entries on the loop itself, the
+    # first one (no tail known yet) included: none needed the waiting path.
+    assert handed_off == []

@@ -30,14 +30,13 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vault.audit import merkle
-from vault.audit.loop_writer import LoopAuditWriter
+from vault.audit.loop_writer import GENESIS_HASH, LoopAuditWriter, Tail
 from vault.errors import DatabaseUnavailable, VaultError
 from vault.store.audit_models import AuditAnchorRow, AuditEntryRow
 from vault.store.database import engine_of
 from vault.store.models import utcnow
 from vault.store.prepared import is_sqlite_file
 
-GENESIS_HASH = b"\x00" * 32
 APPEND_ATTEMPTS = 50
 #: Each attempt may itself wait the database's busy timeout: bound the total, so a write
 #: lock held by someone else turns into a prompt ``DatabaseUnavailable`` (503).
@@ -249,9 +248,10 @@ class AuditLog:
         loop itself, on a connection of its own (:class:`LoopAuditWriter`): the insert and
         commit take about 0.04 ms, while handing them to a worker thread cost about
         0.25 ms more per read here (the hop and the GIL hand-off back). That first try
-        never waits: if another thread or process holds the write lock, or appended since
-        our last batch, the batch goes to a worker thread, which waits and retries as
-        :meth:`append` does. The loop is never parked on a lock.
+        never waits: if another thread or process holds the write lock, the batch goes to
+        a worker thread, which waits and retries as :meth:`append` does. (If another
+        process appended since our last batch, the loop writer chains onto its entries in
+        the same transaction.) The loop is never parked on a lock.
         """
         loop = asyncio.get_running_loop()
         settled: asyncio.Future[AuditEntry] = loop.create_future()
@@ -307,15 +307,20 @@ class AuditLog:
 
     def _write_without_waiting(self, batch: list[_Pending]) -> bool:
         """Try ``batch`` once on the loop's own connection, never blocking; False (nothing
-        written) if it would have to wait or re-read the tail."""
-        if self._tail is None or not self._append_lock.acquire(blocking=False):
+        written) if another thread or process holds the write lock."""
+        if not self._append_lock.acquire(blocking=False):
             return False
+        entries: list[AuditEntry] = []
+
+        def chain(tail: Tail) -> list[dict[str, object]]:
+            entries[:] = self._chained(batch, tail)
+            return _rows(entries)
+
         try:
             if self._loop_writer is None:
                 self._loop_writer = LoopAuditWriter(self._engine)
-            entries = self._chained(batch, self._tail)
-            self._loop_writer.insert(_rows(entries))
-        except sqlite3.Error:  # locked, or another process appended: the waiting path
+            self._loop_writer.append(self._tail, chain)
+        except sqlite3.Error:  # the write lock is held elsewhere: the waiting path
             self._tail = None
             return False
         finally:
@@ -376,7 +381,7 @@ class AuditLog:
         self._tail = (entries[-1].seq, entries[-1].entry_hash)
         return entries
 
-    def _chained(self, batch: list[_Pending], tail: tuple[int, bytes]) -> list[AuditEntry]:
+    def _chained(self, batch: list[_Pending], tail: Tail) -> list[AuditEntry]:
         seq, prev = tail
         entries: list[AuditEntry] = []
         for pending in batch:

@@ -6,19 +6,27 @@ and commit bookkeeping); the same insert and commit on a kept ``sqlite3`` connec
 0.04 ms. This writer keeps that connection, with the statement SQLAlchemy compiles for
 the table and the column's own bind processor, so rows are stored exactly as the ORM
 stores and reads them. It never waits: its busy timeout is 0, and a caller that gets
-:class:`sqlite3.Error` hands the batch to the ordinary, waiting path.
+:class:`sqlite3.Error` (another connection holds the write lock) hands the batch to the
+ordinary, waiting path. It chains onto the log's real tail when another process has
+appended, inside the same transaction, so processes sharing the file do not push each
+other onto that path.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, select
 
 from vault.store.audit_models import AuditEntryRow
 from vault.store.prepared import is_sqlite_file
+
+#: (sequence number, entry hash) of the last entry of the log.
+Tail = tuple[int, bytes]
+#: The previous hash of the first entry (the tail of an empty log).
+GENESIS_HASH = b"\x00" * 32
 
 
 class LoopAuditWriter:
@@ -35,29 +43,61 @@ class LoopAuditWriter:
         }
         # (column, its bind processor or None), in the statement's parameter order.
         self._columns = tuple((name, processors[name]) for name in compiled.positiontup or ())
+        self._tail_sql = str(
+            select(AuditEntryRow.seq, AuditEntryRow.entry_hash)
+            .order_by(AuditEntryRow.seq.desc())
+            .limit(1)
+            .compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
+        )
         self._connection = sqlite3.connect(
             str(engine.url.database), isolation_level=None, check_same_thread=False
         )
         self._connection.execute("PRAGMA synchronous=NORMAL")  # as the engine's connections
         self._connection.execute("PRAGMA busy_timeout=0")
 
-    def insert(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Insert ``rows`` and commit, or raise :class:`sqlite3.Error` having written nothing."""
-        values = [self._values(row) for row in rows]
+    def append(self, tail: Tail | None, chain: Callable[[Tail], list[dict[str, Any]]]) -> None:
+        """Insert the rows ``chain`` builds on a tail and commit; or raise
+        :class:`sqlite3.Error` having written nothing.
+
+        ``tail`` is the (sequence, hash) this process last wrote, or None. The write lock is
+        taken first (``BEGIN IMMEDIATE``, which fails at once if another connection holds
+        it), so the log cannot move under the transaction: if another process appended
+        since ``tail`` (the first sequence number collides on the primary key) or the tail
+        is unknown, it is read inside the same transaction and the rows are chained onto
+        it. Several processes sharing one file thus stay on the loop instead of falling back
+        to the waiting path each time the other one has written.
+        """
         connection = self._connection
-        connection.execute("BEGIN")
+        connection.execute("BEGIN IMMEDIATE")
         try:
-            connection.executemany(self._sql, values)
+            if tail is not None:
+                try:
+                    connection.executemany(self._sql, self._values(chain(tail)))
+                except sqlite3.IntegrityError:
+                    # Another process appended since: start again from the log's own tail.
+                    connection.execute("ROLLBACK")
+                    connection.execute("BEGIN IMMEDIATE")
+                    tail = None
+            if tail is None:
+                connection.executemany(self._sql, self._values(chain(self._tail(connection))))
             connection.execute("COMMIT")
         except BaseException:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
 
+    def _tail(self, connection: sqlite3.Connection) -> Tail:
+        found = connection.execute(self._tail_sql).fetchone()
+        return (found[0], found[1]) if found is not None else (0, GENESIS_HASH)
+
     def close(self) -> None:
         self._connection.close()
 
-    def _values(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(
-            row[name] if process is None else process(row[name]) for name, process in self._columns
-        )
+    def _values(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return [
+            tuple(
+                row[name] if process is None else process(row[name])
+                for name, process in self._columns
+            )
+            for row in rows
+        ]
