@@ -12,4 +12,5 @@ bootstrap:
 
 lint: bootstrap
 	.venv/bin/ruff check vault tests
-	.venv/bin/mypy vault
+	.venv/bin/ruff format --check vault tests
+	.venv/bin/mypy vault tests

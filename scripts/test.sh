@@ -9,7 +9,8 @@ echo "== forge test (contracts, offline with the pinned solc-js)"
 
 echo "== ruff + mypy"
 .venv/bin/ruff check vault tests
-.venv/bin/mypy vault
+.venv/bin/ruff format --check vault tests
+.venv/bin/mypy vault tests
 
 if [ -z "${VAULT_TEST_POSTGRES_URL:-}" ] && [ -x scripts/ensure-postgres.sh ]; then
   if url=$(scripts/ensure-postgres.sh); then

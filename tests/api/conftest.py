@@ -8,6 +8,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from tests.api.support import ADMIN_TOKEN, admin_headers, sign_in_provider
 from vault.api.app import create_app
@@ -21,7 +22,7 @@ def api_settings(tmp_path: Path, anvil, project_root: Path) -> Settings:  # type
         data_dir=tmp_path / "data",
         chain_rpc_url=anvil.url,
         project_root=project_root,
-        admin_token=ADMIN_TOKEN,
+        admin_token=SecretStr(ADMIN_TOKEN),
     )
 
 

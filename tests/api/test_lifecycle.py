@@ -194,7 +194,7 @@ def _revoke_with_a_fresh_photo(client: TestClient, patient: dict[str, str], prov
         data={"provider": provider, "scope": "Observation", "purpose": "TREAT"},
         headers=patient,
     )
-    return reply.status_code
+    return int(reply.status_code)
 
 
 def test_reenrollment_killed_after_the_rotation_is_finished_by_the_next_verification(

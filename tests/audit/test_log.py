@@ -232,9 +232,9 @@ def test_on_loop_commit_after_another_process_appended_retries_from_the_new_tail
 ) -> None:
     here = AuditLog(session_factory=factory, commit_on_loop=True)
     elsewhere = AuditLog(session_factory=factory)
-    handed_off = []
+    handed_off: list[int] = []
 
-    async def waiting_path(self: AuditLog, state: object, batch: list[object]) -> None:
+    async def waiting_path(self: AuditLog, state: Any, batch: list[Any]) -> None:
         handed_off.append(len(batch))
         await original(self, state, batch)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -87,7 +88,9 @@ def test_unknown_nonce_is_refused(signin: ProviderSignIn) -> None:
         {"issued_ago": timedelta(hours=1), "expires_in": timedelta(hours=2)},
     ],
 )
-def test_wrong_domain_chain_or_time_is_refused(signin: ProviderSignIn, variant: dict) -> None:
+def test_wrong_domain_chain_or_time_is_refused(
+    signin: ProviderSignIn, variant: dict[str, Any]
+) -> None:
     nonce, _ = signin.new_nonce()
     message, signature, _ = signed(nonce, **variant)
     with pytest.raises(AuthenticationFailed):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from vault.auth.tokens import SubjectKind, TokenIssuer
@@ -38,7 +40,7 @@ def test_expired_token_is_refused() -> None:
 
 
 @pytest.mark.parametrize("mangle", [lambda t: t[:-2] + "xx", lambda t: "a.b.c", lambda t: ""])
-def test_tampered_token_is_refused(mangle) -> None:
+def test_tampered_token_is_refused(mangle: Callable[[str], str]) -> None:
     issuer = TokenIssuer(key=b"k" * 32, ttl_seconds=60)
     token, _ = issuer.issue(SubjectKind.PATIENT, "pat_1")
     with pytest.raises(AuthenticationFailed):

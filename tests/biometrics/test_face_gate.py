@@ -16,9 +16,8 @@ from eth_account.messages import encode_defunct
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from vault.biometrics.embedding import FaceEncoder
+from vault.biometrics.embedding import FaceEmbedding, FaceEncoder
 from vault.biometrics.service import FaceGate
-from vault.biometrics.template import open_template
 from vault.config import Settings
 from vault.crypto.secret_files import load_or_create_secret
 from vault.errors import (
@@ -116,13 +115,13 @@ def test_verification_racing_a_reenrollment_fails(
     gate.enroll("patient-1", _obama(photo))
     original = gate._encoder.encode  # re-enroll in the middle of a verification
 
-    def encode_then_reenroll(data: bytes):  # type: ignore[no-untyped-def]
+    def encode_then_reenroll(data: bytes) -> FaceEmbedding:
         face = original(data)
         gate._encoder.encode = original  # type: ignore[method-assign]
         gate.reenroll("patient-1", _obama(photo))
         return face
 
-    gate._encoder.encode = encode_then_reenroll  # type: ignore[method-assign]
+    gate._encoder.encode = encode_then_reenroll  # type: ignore[method-assign,assignment]
     with pytest.raises(VerificationFailed):
         gate.verify("patient-1", photo(OBAMA_PROBE))
 
@@ -268,7 +267,6 @@ def test_template_row_opens_only_with_its_handle(
     with pytest.raises(Exception) as info:
         gate.verify("patient-2", photo(OBAMA_PROBE))
     assert getattr(info.value, "code", "") == "template_corrupt"
-    assert open_template  # imported for the reader: the AAD binds the handle
 
 
 def test_match_score_threshold_holds_the_operating_point(

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from web3 import Web3
 
@@ -15,7 +17,7 @@ from vault.store.migrate import upgrade
 
 
 def test_deployed_registry_has_code(w3: Web3, registry: Deployment) -> None:
-    assert w3.eth.get_code(registry.address)
+    assert w3.eth.get_code(Web3.to_checksum_address(registry.address))
     verify_deployment(w3, registry)
 
 
@@ -31,7 +33,7 @@ def test_verify_refuses_other_code(w3: Web3, registry: Deployment) -> None:
         verify_deployment(w3, swapped)
 
 
-def test_deployment_round_trips_through_database(tmp_path, registry: Deployment) -> None:
+def test_deployment_round_trips_through_database(tmp_path: Path, registry: Deployment) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'v.db'}")
     upgrade(engine)
     factory = make_session_factory(engine)

@@ -15,6 +15,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from tests.api.conftest import api_settings, client, new_provider, vault
 from tests.api.support import (
@@ -63,7 +64,7 @@ def shared_vault(  # type: ignore[no-untyped-def]
         data_dir=tmp_path_factory.mktemp("hostile") / "data",
         chain_rpc_url=anvil.url,
         project_root=project_root,
-        admin_token=ADMIN_TOKEN,
+        admin_token=SecretStr(ADMIN_TOKEN),
         **vault_overrides,  # type: ignore[arg-type]
     )
     opened = open_vault(settings)

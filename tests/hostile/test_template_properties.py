@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+from typing import Any
 
 import numpy as np
 import pytest
@@ -141,7 +142,8 @@ def test_any_tampered_byte_of_the_helper_data_is_template_corrupt(
     value = bytearray(getattr(template, field))
     index = data.draw(st.integers(0, len(value) - 1))
     value[index] ^= data.draw(st.integers(1, 255))
-    tampered = dataclasses.replace(template, **{field: bytes(value)})
+    changes: dict[str, Any] = {field: bytes(value)}
+    tampered = dataclasses.replace(template, **changes)
     with pytest.raises(TemplateCorrupt):
         open_template(tampered, pepper=PEPPER, bind=b"pat_alice")
 

@@ -75,7 +75,7 @@ def test_each_thread_reads_on_its_own_connection(sqlite_engine: Engine) -> None:
     _add(sqlite_engine, "pat_a")
     reads = SqliteReads(sqlite_engine)
     query = reads.prepare(BY_HANDLE)
-    seen: list[object] = []
+    seen: list[tuple[sqlite3.Connection, str]] = []
 
     def read() -> None:
         seen.append((reads.connection(), query.first(handle="pat_a").handle))
@@ -85,8 +85,8 @@ def test_each_thread_reads_on_its_own_connection(sqlite_engine: Engine) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert {handle for _, handle in seen} == {"pat_a"}  # type: ignore[misc]
-    assert len({id(connection) for connection, _ in seen}) == 3  # type: ignore[misc]
+    assert {handle for _, handle in seen} == {"pat_a"}
+    assert len({id(connection) for connection, _ in seen}) == 3
 
 
 def test_only_sqlite_files_qualify(tmp_path: Path) -> None:
