@@ -108,7 +108,10 @@ class Settings(BaseSettings):
     )
     bench_endpoints: bool = Field(
         default=False,
-        description="Mount /bench/bare, the no-checks baseline of `vault bench api`; not for use.",
+        description=(
+            "Mount /bench/bare (the no-checks baseline of `vault bench api`) and /bench/cpu"
+            " (the process's CPU clock, which the bench reads); not for production use."
+        ),
     )
 
     # --- biometrics ------------------------------------------------------------------
