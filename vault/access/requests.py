@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import select, update
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from vault.access.scopes import check_purpose, check_scope
 from vault.errors import Conflict, InvalidInput, NotFound
 from vault.store.access_models import AccessRequestRow
-from vault.store.models import utcnow
+from vault.store.models import stored_utc, utcnow
 
 MIN_DURATION = timedelta(minutes=1)
 MAX_DURATION = timedelta(days=366)
@@ -52,12 +52,6 @@ class AccessRequest:
     error_code: str | None
 
 
-def _aware(at: datetime | None) -> datetime | None:
-    if at is None:
-        return None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
 def _request(row: AccessRequestRow) -> AccessRequest:
     return AccessRequest(
         request_id=row.request_id,
@@ -67,9 +61,9 @@ def _request(row: AccessRequestRow) -> AccessRequest:
         purpose=row.purpose,
         duration_seconds=row.duration_seconds,
         status=RequestStatus(row.status),
-        created_at=_aware(row.created_at) or row.created_at,
-        decided_at=_aware(row.decided_at),
-        expires_at=_aware(row.expires_at),
+        created_at=stored_utc(row.created_at),
+        decided_at=stored_utc(row.decided_at),
+        expires_at=stored_utc(row.expires_at),
         tx_hash=row.tx_hash,
         error_code=row.error_code,
     )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from vault.records.types import RecordInfo, VersionInfo
+from vault.store.models import stored_utc
 
 
 class ErrorBody(BaseModel):
@@ -30,11 +31,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         503: "the chain or the database cannot answer; the vault refuses rather than guesses",
     }.items()
 }
-
-
-def _utc(value: datetime) -> datetime:
-    """Stored times are UTC; SQLite returns them naive, but an OpenAPI date-time needs an offset."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 class SessionToken(BaseModel):
@@ -79,8 +75,8 @@ class Record(BaseModel):
             category=info.category,
             version=info.version,
             content_type=info.content_type,
-            created_at=_utc(info.created_at),
-            updated_at=_utc(info.updated_at),
+            created_at=stored_utc(info.created_at),
+            updated_at=stored_utc(info.updated_at),
             deleted=info.deleted,
         )
 
@@ -101,7 +97,7 @@ class RecordVersion(BaseModel):
             content_type=info.content_type,
             size=info.size,
             sha256=info.sha256,
-            created_at=_utc(info.created_at),
+            created_at=stored_utc(info.created_at),
         )
 
 

@@ -11,13 +11,14 @@ per growing interval: roughly FMR successes per try, few tries.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from vault.errors import BiometricLockedOut
 from vault.store.biometric_models import BiometricAttemptRow
+from vault.store.models import stored_utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +37,6 @@ class LockoutPolicy:
         return float(min(self.max_seconds, self.base_seconds * (2**exponent)))
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    # SQLite returns naive datetimes even for timezone=True columns; they are UTC.
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
-
-
 def begin_attempt(session: Session, *, handle: str, policy: LockoutPolicy, now: datetime) -> None:
     """Refuse a locked handle, else count this attempt as a failure until it matches.
 
@@ -52,7 +46,7 @@ def begin_attempt(session: Session, *, handle: str, policy: LockoutPolicy, now: 
     if row is None:
         row = BiometricAttemptRow(handle=handle, consecutive_failures=0)
         session.add(row)
-    locked_until = _aware(row.locked_until)
+    locked_until = stored_utc(row.locked_until)
     if locked_until is not None and locked_until > now:
         retry_after = max(1, int((locked_until - now).total_seconds() + 0.999))
         raise BiometricLockedOut(

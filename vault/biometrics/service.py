@@ -43,6 +43,7 @@ from vault.store.biometric_models import (
     ProtectedTemplateColumns,
 )
 from vault.store.database import transaction
+from vault.store.models import stored_utc
 
 log = logging.getLogger(__name__)
 
@@ -271,10 +272,9 @@ class FaceGate:
             row = session.get(BiometricStagedTemplateRow, handle)
             if row is None:
                 return None
-            staged_at = row.staged_at
-            if staged_at.tzinfo is None:  # SQLite keeps no zone; the vault writes UTC
-                staged_at = staged_at.replace(tzinfo=UTC)
-            return StagedTemplate(handle, row.template_id, row.signing_address, staged_at)
+            return StagedTemplate(
+                handle, row.template_id, row.signing_address, stored_utc(row.staged_at)
+            )
 
     def promote(self, staged: StagedTemplate) -> bool:
         """Make the staged template current (the old one stops opening), in one
