@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vault.audit import merkle
-from vault.audit.loop_writer import GENESIS_HASH, LoopAuditWriter, Tail
+from vault.audit.loop_writer import GENESIS_HASH, LAST_ENTRY, LoopAuditWriter, Tail, tail_of
 from vault.errors import DatabaseUnavailable, VaultError
 from vault.store.audit_models import AuditAnchorRow, AuditEntryRow
 from vault.store.database import engine_of
@@ -369,12 +369,7 @@ class AuditLog:
         with self._engine.begin() as conn:
             tail = None if reread_tail else self._tail
             if tail is None:
-                row = conn.execute(
-                    select(AuditEntryRow.seq, AuditEntryRow.entry_hash)
-                    .order_by(AuditEntryRow.seq.desc())
-                    .limit(1)
-                ).first()
-                tail = (row[0], row[1]) if row else (0, GENESIS_HASH)
+                tail = tail_of(conn.execute(LAST_ENTRY).first())
             entries = self._chained(batch, tail)
             conn.execute(_INSERT_ENTRY, _rows(entries))
         # Committed: only now is this the tail.

@@ -15,7 +15,7 @@ other onto that path.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Engine, insert, select
@@ -27,6 +27,15 @@ from vault.store.prepared import is_sqlite_file
 Tail = tuple[int, bytes]
 #: The previous hash of the first entry (the tail of an empty log).
 GENESIS_HASH = b"\x00" * 32
+#: The log's last entry, as (sequence, hash); no row for an empty log (see :func:`tail_of`).
+LAST_ENTRY = (
+    select(AuditEntryRow.seq, AuditEntryRow.entry_hash).order_by(AuditEntryRow.seq.desc()).limit(1)
+)
+
+
+def tail_of(last: Sequence[Any] | None) -> Tail:
+    """The tail :data:`LAST_ENTRY` returned (its row, or None for an empty log)."""
+    return (last[0], last[1]) if last is not None else (0, GENESIS_HASH)
 
 
 class LoopAuditWriter:
@@ -43,11 +52,8 @@ class LoopAuditWriter:
         }
         # (column, its bind processor or None), in the statement's parameter order.
         self._columns = tuple((name, processors[name]) for name in compiled.positiontup or ())
-        self._tail_sql = str(
-            select(AuditEntryRow.seq, AuditEntryRow.entry_hash)
-            .order_by(AuditEntryRow.seq.desc())
-            .limit(1)
-            .compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
+        self._last_entry_sql = str(
+            LAST_ENTRY.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
         )
         self._connection = sqlite3.connect(
             str(engine.url.database), isolation_level=None, check_same_thread=False
@@ -79,16 +85,13 @@ class LoopAuditWriter:
                     connection.execute("BEGIN IMMEDIATE")
                     tail = None
             if tail is None:
-                connection.executemany(self._sql, self._values(chain(self._tail(connection))))
+                tail = tail_of(connection.execute(self._last_entry_sql).fetchone())
+                connection.executemany(self._sql, self._values(chain(tail)))
             connection.execute("COMMIT")
         except BaseException:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
-
-    def _tail(self, connection: sqlite3.Connection) -> Tail:
-        found = connection.execute(self._tail_sql).fetchone()
-        return (found[0], found[1]) if found is not None else (0, GENESIS_HASH)
 
     def close(self) -> None:
         self._connection.close()
