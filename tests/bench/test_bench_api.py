@@ -12,7 +12,7 @@ import pytest
 
 from tests.served import VAULT, served_vault, vault_env
 from vault.bench.api import ServerCpu
-from vault.demo.client import VaultUnreachable
+from vault.demo.client import VaultApi, VaultUnreachable
 
 
 @pytest.fixture
@@ -69,4 +69,4 @@ def test_bare_endpoint_is_not_mounted_by_default(served: tuple[str, dict[str, st
 def test_cpu_meter_failures_are_vault_errors_with_a_code() -> None:
     # Nothing listens on port 1: a one-line CLI error, not a traceback.
     with pytest.raises(VaultUnreachable):
-        ServerCpu("http://127.0.0.1:1").seconds()
+        ServerCpu(VaultApi("http://127.0.0.1:1")).seconds()

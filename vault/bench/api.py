@@ -32,13 +32,7 @@ from pathlib import Path
 import httpx
 from eth_account import Account
 
-from vault.demo.client import (
-    UnexpectedReply,
-    VaultApi,
-    VaultUnreachable,
-    bearer,
-    photo_files,
-)
+from vault.demo.client import VaultApi, bearer, photo_files
 from vault.demo.story import SampleData
 from vault.errors import VaultError
 
@@ -302,24 +296,25 @@ def run(
             "request, approve ..."
         )
         story = _set_up(api, admin_token, sample)
-    enforced = Target.get(base_url, story.read_path, story.provider_token)
-    bare = Target.get(base_url, f"/bench/bare?size={story.body_bytes}")
-    echo(
-        f"enforced: GET /provider/patients/{{h}}/records/{{id}}?purpose=TREAT, "
-        f"{story.body_bytes} bytes (bearer token, account + record lookup, decrypt, "
-        "chain head fetched after the read arrived and the consent decision for that block, "
-        "audit entry committed before the response)"
-    )
-    echo(
-        f"bare:     GET /bench/bare?size={story.body_bytes}, the same number of bytes through "
-        "the same HTTP stack, no token, database, chain or crypto"
-    )
-    echo(
-        f"each cell: at most {requests} requests or {seconds:g} s, after a 20-request "
-        "warm-up; one keep-alive connection per concurrent client"
-    )
-    meter = ServerCpu(base_url)
-    cells = asyncio.run(_measure(enforced, bare, meter, requests=requests, seconds=seconds))
+        enforced = Target.get(base_url, story.read_path, story.provider_token)
+        bare = Target.get(base_url, f"/bench/bare?size={story.body_bytes}")
+        echo(
+            f"enforced: GET /provider/patients/{{h}}/records/{{id}}?purpose=TREAT, "
+            f"{story.body_bytes} bytes (bearer token, account + record lookup, decrypt, "
+            "chain head fetched after the read arrived and the consent decision for that block, "
+            "audit entry committed before the response)"
+        )
+        echo(
+            f"bare:     GET /bench/bare?size={story.body_bytes}, the same number of bytes through "
+            "the same HTTP stack, no token, database, chain or crypto"
+        )
+        echo(
+            f"each cell: at most {requests} requests or {seconds:g} s, after a 20-request "
+            "warm-up; one keep-alive connection per concurrent client"
+        )
+        cells = asyncio.run(
+            _measure(enforced, bare, ServerCpu(api), requests=requests, seconds=seconds)
+        )
     for line in _table(cells):
         echo(line)
     lag = asyncio.run(_revoke_under_load(base_url, story, sample.probe_photo, seconds=seconds))
@@ -334,20 +329,17 @@ def run(
 class ServerCpu:
     """The vault's own CPU meter (``GET /bench/cpu``), read between cells."""
 
-    def __init__(self, base_url: str) -> None:
-        self._url = f"{base_url.rstrip('/')}/bench/cpu"
+    def __init__(self, api: VaultApi) -> None:
+        self._api = api
 
     def seconds(self) -> float:
-        try:
-            reply = httpx.get(self._url, timeout=10)
-        except httpx.HTTPError as exc:
-            raise VaultUnreachable(f"read the vault's CPU meter: {exc}") from exc
+        reply = self._api.call(
+            "GET", "/bench/cpu", step="read the vault's CPU meter", expect=(200, 404)
+        )
         if reply.status_code == 404:
             raise BenchEndpointsOff(
                 "the vault does not serve /bench/cpu: restart it with VAULT_BENCH_ENDPOINTS=true"
             )
-        if reply.status_code != 200:
-            raise UnexpectedReply("read the vault's CPU meter", reply)
         return float(reply.json()["process_cpu_seconds"])
 
 
