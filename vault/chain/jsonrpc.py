@@ -40,6 +40,17 @@ def _endpoint(url: str) -> _Endpoint:
     )
 
 
+def _request(call_id: int, method: str, params: list[Any]) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": call_id, "method": method, "params": params}
+
+
+def _single(reply: Any) -> dict[str, Any]:
+    """The decoded reply to one call (with ``result`` or ``error``)."""
+    if not isinstance(reply, dict):
+        raise ChainUnavailable("chain RPC answered a single call with a batch")
+    return reply
+
+
 class JsonRpc:
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
         endpoint = _endpoint(url)
@@ -67,21 +78,13 @@ class JsonRpc:
 
     def call(self, method: str, params: list[Any]) -> dict[str, Any]:
         """The decoded JSON-RPC reply (with ``result`` or ``error``)."""
-        reply = self._post(
-            {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
-        )
-        if not isinstance(reply, dict):
-            raise ChainUnavailable("chain RPC answered a single call with a batch")
-        return reply
+        return _single(self._post(_request(next(self._ids), method, params)))
 
     def batch(self, calls: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
         """Several calls in one round trip; the replies in the order of ``calls``."""
         ids = [next(self._ids) for _ in calls]
         reply = self._post(
-            [
-                {"jsonrpc": "2.0", "id": i, "method": method, "params": params}
-                for i, (method, params) in zip(ids, calls, strict=True)
-            ]
+            [_request(i, method, params) for i, (method, params) in zip(ids, calls, strict=True)]
         )
         by_id = (
             {r.get("id"): r for r in reply if isinstance(r, dict)}
@@ -154,9 +157,7 @@ class AsyncJsonRpc:
         the provider read starts the head fetch *before* its store lookups, which run
         without yielding to the loop.
         """
-        body = json.dumps(
-            {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
-        ).encode()
+        body = json.dumps(_request(next(self._ids), method, params)).encode()
         request = self._head + str(len(body)).encode() + b"\r\n\r\n" + body
         loop = asyncio.get_running_loop()
         idle = self._idle.get(loop)
@@ -199,9 +200,7 @@ class AsyncJsonRpc:
                 reply = json.loads(payload)
             except ValueError as exc:
                 raise ChainUnavailable("chain RPC answered with invalid JSON") from exc
-            if not isinstance(reply, dict):
-                raise ChainUnavailable("chain RPC answered a single call with a batch")
-            return reply
+            return _single(reply)
         raise AssertionError("unreachable")
 
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Exchange:
