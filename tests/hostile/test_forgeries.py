@@ -129,8 +129,8 @@ def test_tokens_for_another_subject_kind_or_time_are_refused(actors: Actors) -> 
 def test_the_provider_read_route_checks_its_bearer_token_like_every_other_route(
     actors: Actors,
 ) -> None:
-    """The hot read route parses its Authorization header itself (one dependency instead
-    of three): it must refuse exactly what the HTTPBearer routes refuse."""
+    """The hot read route parses its Authorization header itself (it solves no FastAPI
+    dependencies): it must refuse exactly what the HTTPBearer routes refuse."""
     client = actors.client
     url = f"/provider/patients/{actors.handle}/records/{actors.record_id}?purpose=TREAT"
     key = load_or_create_secret(actors.vault.settings.resolved_token_key_file)
@@ -153,6 +153,29 @@ def test_the_provider_read_route_checks_its_bearer_token_like_every_other_route(
     assert client.get(
         url, headers={"Authorization": "bearer " + actors.provider_token}
     ).status_code in {200, 403}
+
+
+def test_the_provider_read_route_validates_its_parameters_like_fastapi(actors: Actors) -> None:
+    """The hot read route reads its path and query itself: a missing or overlong purpose
+    gets FastAPI's refusal (422 ``invalid_request`` naming the field), a bad code the
+    vault's, and percent-encoding is decoded as for every other route."""
+    client = actors.client
+    base = f"/provider/patients/{actors.handle}/records/{actors.record_id}"
+    provider = bearer(actors.provider_token)
+    for query, kind in (("", "missing"), ("?purpose=" + "T" * 17, "too long")):
+        reply = client.get(base + query, headers=provider)
+        assert reply.status_code == 422, kind
+        body = reply.json()
+        assert body["code"] == "invalid_request", kind
+        assert [e["loc"] for e in body["details"]["errors"]] == [["query", "purpose"]], kind
+    unknown = client.get(base + "?purpose=NOPE", headers=provider)
+    assert unknown.status_code == 422 and unknown.json()["code"] == "invalid_input"
+    # Authentication comes first, as with a dependency: no token, no parameter check.
+    assert client.get(base).status_code == 401
+    # %45 is "E": the same purpose as TREAT, so the chain decides (no consent here: 403).
+    encoded = client.get(base + "?purpose=TR%45AT", headers=provider)
+    plain = client.get(base + "?purpose=TREAT", headers=provider)
+    assert encoded.status_code == plain.status_code and encoded.status_code in {200, 403}
 
 
 def _blob_of(actors: Actors, record_id: str) -> Path:

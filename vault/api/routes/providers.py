@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from web3 import Web3
 
 from vault.access.requests import AccessRequest
 from vault.access.scopes import check_purpose, check_scope, scope_id
-from vault.api.deps import BEARER_SECURITY, CurrentProvider, ProviderReadDep, ServicesDep
+from vault.api.deps import BEARER_SECURITY, CurrentProvider, ServicesDep, provider_read
 from vault.api.schemas import ERRORS, Record, RecordWithContent, SessionToken
 from vault.audit.log import AuditEvent
 from vault.auth.tokens import SubjectKind
@@ -30,21 +31,68 @@ from vault.services import Services, signature_deadline
 
 router = APIRouter(prefix="/provider", tags=["providers"], responses=ERRORS)
 
-Purpose = Annotated[str, Query(max_length=16, description="HL7 PurposeOfUse code, e.g. TREAT")]
+PURPOSE_MAX_LENGTH = 16
+PURPOSE_DESCRIPTION = "HL7 PurposeOfUse code, e.g. TREAT"
+Purpose = Annotated[str, Query(max_length=PURPOSE_MAX_LENGTH, description=PURPOSE_DESCRIPTION)]
+
+#: The read route's parameters as FastAPI would document them from a signature.
+READ_PARAMETERS: list[dict[str, object]] = [
+    {"name": name, "in": "path", "required": True, "schema": {"type": "string", "title": title}}
+    for name, title in (("handle", "Handle"), ("record_id", "Record Id"))
+] + [
+    {
+        "name": "purpose",
+        "in": "query",
+        "required": True,
+        "schema": {
+            "type": "string",
+            "maxLength": PURPOSE_MAX_LENGTH,
+            "description": PURPOSE_DESCRIPTION,
+            "title": "Purpose",
+        },
+        "description": PURPOSE_DESCRIPTION,
+    }
+]
+
+
+def _read_parameters(request: Request) -> tuple[str, str, str]:
+    """Handle, record id and purpose of a read, refused as FastAPI would refuse them
+    (422 ``invalid_request`` with the field's location) when the purpose is missing or
+    too long. The router matched the path, so both path parameters are there."""
+    path = request.path_params
+    purpose = request.query_params.get("purpose")
+    if purpose is None:
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("query", "purpose"), "msg": "Field required"}]
+        )
+    if len(purpose) > PURPOSE_MAX_LENGTH:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "string_too_long",
+                    "loc": ("query", "purpose"),
+                    "msg": f"String should have at most {PURPOSE_MAX_LENGTH} characters",
+                }
+            ]
+        )
+    return path["handle"], path["record_id"], purpose
 
 
 # The product's hot path, declared first: routes are tried in order, and every pattern
-# tried before this one costs each provider read.
+# tried before this one costs each provider read. It takes the bare request and reads its
+# parameters itself (``_read_parameters``): FastAPI's parameter solving was 18% of this
+# route's CPU at concurrency 32, more than the store read. OpenAPI gets the parameters
+# written out below, so clients and the schema fuzzer see the same contract as before.
 @router.get(
     "/patients/{handle}/records/{record_id}",
     response_model=RecordWithContent,
     summary="Read one record while the chain says yes",
     responses={200: {"content": {"application/octet-stream": {}}}},
-    openapi_extra=BEARER_SECURITY,
+    openapi_extra={**BEARER_SECURITY, "parameters": READ_PARAMETERS},
 )
-async def read_patient_record(
-    handle: str, record_id: str, purpose: Purpose, session: ProviderReadDep
-) -> Response:
+async def read_patient_record(request: Request) -> Response:
+    session = provider_read(request)
+    handle, record_id, purpose = _read_parameters(request)
     # The hot path of the product, so a coroutine: the consent check and the audit append
     # wait on the event loop (shared chain-head fetches, group-committed audit entries)
     # instead of parking a worker thread each; see ``ConsentGate.authorize_read_async``.
