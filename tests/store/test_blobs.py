@@ -65,3 +65,12 @@ def test_large_blob_roundtrip(tmp_path: Path) -> None:
     data = os.urandom(3 << 20)
     store.put("big", memoryview(data))
     assert store.get("big") == data
+
+
+@pytest.mark.parametrize("size", [0, 1, 4096, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 2 << 20])
+def test_reads_whole_blobs_across_read_boundaries(tmp_path: Path, size: int) -> None:
+    """``get`` reads to end of file in 1 MB calls: empty, exact and off-by-one sizes."""
+    store = LocalBlobStore(tmp_path)
+    data = os.urandom(size)
+    store.put("ab/blob", data)
+    assert store.get("ab/blob") == data
