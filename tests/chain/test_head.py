@@ -145,6 +145,50 @@ def test_async_arrivals_during_a_fetch_share_the_next_one() -> None:
     assert node.fetches == 2
 
 
+def test_async_readers_queued_before_a_send_join_it_and_later_ones_do_not() -> None:
+    """On the loop, a reader arrived when its step was queued: steps queued before a
+    fetch is sent may join it, even if they run after the sending step; a step queued
+    after the send never does."""
+    node = Node(hold=True)
+
+    async def main() -> tuple[int, list[int], list[int]]:
+        watch = AsyncHeadWatch(_sent_in_executor(node))
+
+        async def reader() -> int:
+            return block_of(await watch.latest()).number
+
+        early = [asyncio.create_task(reader()) for _ in range(3)]  # queued before the send
+        first = watch.latest()  # sends fetch 1 from this step
+        late = [asyncio.create_task(reader()) for _ in range(2)]  # queued after it
+        await asyncio.to_thread(node.started.acquire)
+        node.release.release()
+        one = block_of(await first).number
+        await asyncio.to_thread(node.started.acquire)
+        node.release.release()
+        return one, list(await asyncio.gather(*early)), list(await asyncio.gather(*late))
+
+    one, early, late = asyncio.run(main())
+    assert (one, early, late) == (1, [1, 1, 1], [2, 2])
+    assert node.fetches == 2
+
+
+def test_async_readers_started_in_one_pass_share_one_fetch() -> None:
+    """Requests read in one pass of the loop: their handlers' steps are queued together,
+    so the first one's fetch serves them all."""
+    node = Node()
+
+    async def main() -> list[int]:
+        watch = AsyncHeadWatch(_sent_in_executor(node))
+
+        async def reader() -> int:
+            return block_of(await watch.latest()).number
+
+        return list(await asyncio.gather(*(reader() for _ in range(8))))
+
+    assert asyncio.run(main()) == [1] * 8
+    assert node.fetches == 1
+
+
 def test_async_failure_raises_for_every_reader() -> None:
     node = Node()
     node.fail = True
