@@ -35,21 +35,27 @@ def test_bench_api_prints_both_endpoints_and_zero_lag(served: tuple[str, dict[st
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     rows = [line for line in out.splitlines() if re.match(r"^\s+(1|8|32) \| +\d", line)]
-    assert [int(r.split("|")[0]) for r in rows] == [1, 8, 32]
-    for row in rows:
+    # The enforced/bare table, then the unchecked one.
+    assert [int(r.split("|")[0]) for r in rows] == [1, 8, 32, 1, 8, 32]
+    for row in rows[:3]:
         enforced, bare = (cell.split() for cell in row.split("|")[1:3])
         # req/s, p50, p99, n, errors: every request answered, and a throughput for each.
         assert float(enforced[0]) > 0 and float(bare[0]) > 0
         assert enforced[4] == "0" and bare[4] == "0"
         assert int(enforced[3]) > 0 and int(bare[3]) > 0
+    for row in rows[3:]:
+        unchecked, ratio = (cell.split() for cell in row.split("|")[1:3])
+        assert float(unchecked[0]) > 0 and unchecked[4] == "0" and int(unchecked[3]) > 0
+        assert float(ratio[0]) > 0
     cpu_rows = re.findall(
-        r"^\s+(1|8|32) \| enforced +(\d+\.\d+) \| bare +(\d+\.\d+) \| enforcement adds",
+        r"^\s+(1|8|32) \| enforced +(\d+\.\d+) \| bare +(\d+\.\d+) \| enforcement adds"
+        r" +-?\d+\.\d+ \| unchecked +(\d+\.\d+) \| checks add",
         out,
         flags=re.MULTILINE,
     )
-    assert [int(conc) for conc, _, _ in cpu_rows] == [1, 8, 32]
+    assert [int(conc) for conc, *_ in cpu_rows] == [1, 8, 32]
     # The server did work for every cell it answered (the meter reads its process clock).
-    assert all(float(enforced) > 0 and float(bare) > 0 for _, enforced, bare in cpu_rows)
+    assert all(float(cpu) > 0 for _, *cpus in cpu_rows for cpu in cpus)
     assert "first read started after the response" in out and "refused (403)" in out
     assert re.search(r"reads started after the response: \d+, allowed: 0", out)
     assert "lag: 0 blocks" in out
@@ -64,6 +70,20 @@ def test_bare_endpoint_is_not_mounted_by_default(served: tuple[str, dict[str, st
     base, _ = served
     assert httpx.get(f"{base}/bench/bare?size=10").status_code == 404
     assert httpx.get(f"{base}/bench/cpu").status_code == 404
+    assert httpx.get(f"{base}/bench/records/pat_x/rec_y").status_code == 404
+
+
+def test_unchecked_read_takes_the_operators_token_only(
+    served: tuple[str, dict[str, str]],
+) -> None:
+    """The bench's unchecked read hands out records: with bench endpoints on it still
+    refuses anyone but the operator, before it looks anything up."""
+    base, _ = served
+    url = f"{base}/bench/records/pat_nobody/rec_nothing"
+    for headers in ({}, {"Authorization": "Bearer not-the-admin-token"}):
+        reply = httpx.get(url, headers=headers)
+        assert reply.status_code == 401, headers
+        assert reply.json()["code"] == "authentication_failed"
 
 
 def test_cpu_meter_failures_are_vault_errors_with_a_code() -> None:

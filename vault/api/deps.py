@@ -83,11 +83,23 @@ def provider_read(request: Request) -> ProviderRead:
     concurrency 32). Same header rules as ``HTTPBearer``; the route declares the bearer
     scheme in its OpenAPI itself (``BEARER_SECURITY``)."""
     services: Services = request.app.state.services
+    token = _bearer_token(request)
+    return ProviderRead(services.tokens.verify(token, kind=SubjectKind.PROVIDER), services)
+
+
+def _bearer_token(request: Request) -> str:
     # The parser HTTPBearer itself uses, so the two refuse exactly the same headers.
     scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
     if scheme.lower() != "bearer" or not token:
         raise AuthenticationFailed("a bearer session token is required")
-    return ProviderRead(services.tokens.verify(token, kind=SubjectKind.PROVIDER), services)
+    return token
+
+
+def check_admin_header(request: Request) -> None:
+    """:func:`require_admin` for a route that solves no dependencies (the bench's)."""
+    services: Services = request.app.state.services
+    if not hmac.compare_digest(_bearer_token(request).encode(), services.admin_token):
+        raise AuthenticationFailed("invalid admin token")
 
 
 #: The OpenAPI security requirement of a route authenticated without the ``bearer`` dependency.

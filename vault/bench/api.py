@@ -9,7 +9,9 @@ Against a running vault started with ``VAULT_BENCH_ENDPOINTS=true``:
    ``GET /provider/patients/{h}/records/{id}?purpose=TREAT`` (token, consent decision for
    the chain head fetched after the read arrived, decrypt, audit append committed) and
    ``GET /bench/bare?size=N`` (the same number of bytes through the same HTTP stack with
-   no checks at all), each for at most ``requests`` requests or ``seconds`` seconds.
+   no checks at all) and ``GET /bench/records/{h}/{id}`` (the same record, read and
+   decrypted from the store, answered in the same bytes, with none of the read's checks),
+   each for at most ``requests`` requests or ``seconds`` seconds.
 3. Under load (8 readers), the patient revokes; every read that *starts* after the
    revoke's response (which the vault sends after the receipt) must be refused. The lag is
    reported in blocks: the revoke's block and the chain head at the next read.
@@ -51,6 +53,12 @@ class BenchEndpointsOff(VaultError):
     """The vault does not serve ``/bench/bare``: start it with ``VAULT_BENCH_ENDPOINTS=true``."""
 
     code = "bench_endpoints_off"
+
+
+class BenchMismatch(VaultError):
+    """Two endpoints the bench compares did not answer the same bytes."""
+
+    code = "bench_mismatch"
 
 
 class RevokeNotEnforced(VaultError):
@@ -178,6 +186,7 @@ class Story:
     provider_token: str
     read_path: str
     body_bytes: int
+    unchecked_path: str
 
 
 def _set_up(api: VaultApi, admin_token: str, sample: SampleData) -> Story:
@@ -208,7 +217,15 @@ def _set_up(api: VaultApi, admin_token: str, sample: SampleData) -> Story:
         raise BenchEndpointsOff(
             "the vault does not serve /bench/bare: restart it with VAULT_BENCH_ENDPOINTS=true"
         )
-    return Story(handle, patient, provider_key.address, provider, read_path, len(body))
+    unchecked_path = f"/bench/records/{handle}/{record['record_id']}"
+    unchecked = api.call(
+        "GET", unchecked_path, step="read the same record unchecked", token=admin_token
+    ).content
+    if unchecked != body:
+        raise BenchMismatch("the unchecked read did not answer the enforced read's bytes")
+    return Story(
+        handle, patient, provider_key.address, provider, read_path, len(body), unchecked_path
+    )
 
 
 @dataclass
@@ -298,6 +315,7 @@ def run(
         story = _set_up(api, admin_token, sample)
         enforced = Target.get(base_url, story.read_path, story.provider_token)
         bare = Target.get(base_url, f"/bench/bare?size={story.body_bytes}")
+        unchecked = Target.get(base_url, story.unchecked_path, admin_token)
         echo(
             f"enforced: GET /provider/patients/{{h}}/records/{{id}}?purpose=TREAT, "
             f"{story.body_bytes} bytes (bearer token, account + record lookup, decrypt, "
@@ -309,11 +327,18 @@ def run(
             "the same HTTP stack, no token, database, chain or crypto"
         )
         echo(
+            "unchecked: GET /bench/records/{h}/{id}, the same record and bytes read and "
+            "decrypted from the store (account + record lookup, decrypt), with none of the "
+            "read's checks: no provider token, chain or audit (the operator's token only)"
+        )
+        echo(
             f"each cell: at most {requests} requests or {seconds:g} s, after a 20-request "
             "warm-up; one keep-alive connection per concurrent client"
         )
         cells = asyncio.run(
-            _measure(enforced, bare, ServerCpu(api), requests=requests, seconds=seconds)
+            _measure(
+                (enforced, bare, unchecked), ServerCpu(api), requests=requests, seconds=seconds
+            )
         )
     for line in _table(cells):
         echo(line)
@@ -343,33 +368,48 @@ class ServerCpu:
         return float(reply.json()["process_cpu_seconds"])
 
 
+@dataclass
+class Row:
+    """The three endpoints at one concurrency."""
+
+    enforced: Cell
+    bare: Cell
+    unchecked: Cell
+
+
 async def _measure(
-    enforced: Target, bare: Target, meter: ServerCpu, *, requests: int, seconds: float
-) -> list[tuple[Cell, Cell]]:
+    targets: tuple[Target, Target, Target], meter: ServerCpu, *, requests: int, seconds: float
+) -> list[Row]:
+    """Enforced, bare and unchecked cells (in that order) at each concurrency."""
     rows = []
     for concurrency in CONCURRENCY:
-        pair = []
-        for label, target in (("enforced", enforced), ("bare", bare)):
+        cells = []
+        for label, target in zip(("enforced", "bare", "unchecked"), targets, strict=True):
             await _load(target, min(concurrency, 4), requests=20, seconds=seconds)
             before = meter.seconds()
             cell = await _load(target, concurrency, requests=requests, seconds=seconds)
             # The meter's own two requests are in the figure too: a few hundred µs of a cell.
             cell.server_cpu = meter.seconds() - before
             cell.label = label
-            pair.append(cell)
-        rows.append((pair[0], pair[1]))
+            cells.append(cell)
+        rows.append(Row(*cells))
     return rows
 
 
-def _table(rows: list[tuple[Cell, Cell]]) -> list[str]:
+def _ratio(cell: Cell, baseline: Cell) -> float:
+    return cell.throughput / baseline.throughput if baseline.throughput else math.nan
+
+
+def _table(rows: list[Row]) -> list[str]:
     header = (
         f"{'conc':>4} | {'enforced req/s':>14} {'p50 ms':>7} {'p99 ms':>7} {'n':>6} {'err':>4} | "
         f"{'bare req/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'n':>6} {'err':>4} | "
         f"{'enforced/bare':>13}"
     )
     lines = ["", header, "-" * len(header)]
-    for enforced, bare in rows:
-        ratio = enforced.throughput / bare.throughput if bare.throughput else math.nan
+    for row in rows:
+        enforced, bare = row.enforced, row.bare
+        ratio = _ratio(enforced, bare)
         lines.append(
             f"{enforced.concurrency:>4} | {enforced.throughput:>14.0f} "
             f"{enforced.percentile_ms(50):>7.2f} {enforced.percentile_ms(99):>7.2f} "
@@ -380,14 +420,35 @@ def _table(rows: list[tuple[Cell, Cell]]) -> list[str]:
         )
     lines.append("enforced/bare = throughput ratio (1.0: enforcement is free; target >= 0.5)")
     lines.append("")
+    header = (
+        f"{'conc':>4} | {'unchecked req/s':>15} {'p50 ms':>7} {'p99 ms':>7} {'n':>6} {'err':>4} | "
+        f"{'enforced/unchecked':>18}"
+    )
+    lines += [header, "-" * len(header)]
+    for row in rows:
+        unchecked = row.unchecked
+        lines.append(
+            f"{unchecked.concurrency:>4} | {unchecked.throughput:>15.0f} "
+            f"{unchecked.percentile_ms(50):>7.2f} {unchecked.percentile_ms(99):>7.2f} "
+            f"{len(unchecked.latencies):>6} {unchecked.failures:>4} | "
+            f"{_ratio(row.enforced, unchecked):>18.2f}"
+        )
+    lines.append(
+        "enforced/unchecked = the same bytes with and without the read's checks "
+        "(provider token, chain head and consent decision, audit commit)"
+    )
+    lines.append("")
     lines.append(
         "server CPU per request (ms; the vault process, all threads, from GET /bench/cpu):"
     )
-    for enforced, bare in rows:
+    for row in rows:
+        enforced, bare, unchecked = row.enforced, row.bare, row.unchecked
         extra = enforced.cpu_ms_per_request - bare.cpu_ms_per_request
+        checks = enforced.cpu_ms_per_request - unchecked.cpu_ms_per_request
         lines.append(
             f"{enforced.concurrency:>4} | enforced {enforced.cpu_ms_per_request:6.3f} | "
-            f"bare {bare.cpu_ms_per_request:6.3f} | enforcement adds {extra:6.3f}"
+            f"bare {bare.cpu_ms_per_request:6.3f} | enforcement adds {extra:6.3f} | "
+            f"unchecked {unchecked.cpu_ms_per_request:6.3f} | checks add {checks:6.3f}"
         )
     return lines
 

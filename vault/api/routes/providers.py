@@ -26,7 +26,7 @@ from vault.errors import (
     RecordDeleted,
     TamperDetected,
 )
-from vault.records.types import RecordInfo
+from vault.records.types import RecordInfo, StoredRecord
 from vault.services import Services, signature_deadline
 
 router = APIRouter(prefix="/provider", tags=["providers"], responses=ERRORS)
@@ -130,6 +130,12 @@ async def read_patient_record(request: Request) -> Response:
         record_id=record_id,
         head=head,
     )
+    return record_response(stored)
+
+
+def record_response(stored: StoredRecord) -> Response:
+    """A provider's view of one decrypted version: the document's own bytes, or
+    ``{"record": ..., "resource": ...}`` as :class:`RecordWithContent`."""
     if stored.info.resource_type == "Binary":
         return Response(stored.content, media_type=stored.content_type)
     # The stored body is the FHIR JSON the vault validated on write (and the AEAD tag
