@@ -202,6 +202,67 @@ def test_async_read_is_decided_and_audited_like_the_sync_one(
     assert audit.verify_chain() == 2
 
 
+def test_readers_missing_the_cache_together_share_one_decision(
+    client: ConsentRegistryClient, patient: Patient, provider: LocalAccount, audit: AuditLog
+) -> None:
+    """After a new block every reader misses at once: the ones deciding the same terms
+    for the same block and second share one pair of eth_calls."""
+    _grant(client, patient, provider.address, client.chain_time() + 3600)
+    now = float(client.chain_time())
+    gate = _gate(client, audit, clock=lambda: now)
+    calls = Counting(client, "access_basis_span")
+    account = _account(patient)
+
+    async def readers() -> list[AccessBasis]:
+        async def read() -> AccessBasis:
+            return await gate.basis_async(
+                account, provider.address, "Observation", "TREAT", head=gate.watch_head()
+            )
+
+        return list(await asyncio.gather(*(read() for _ in range(8))))
+
+    assert asyncio.run(readers()) == [AccessBasis.CONSENT] * 8
+    assert calls.calls == 1
+    _revoke(client, patient, provider.address)  # a new block: every reader misses again
+    assert asyncio.run(readers()) == [AccessBasis.NONE] * 8
+    assert calls.calls == 2
+
+
+def test_a_shared_decision_that_fails_fails_every_reader(
+    client: ConsentRegistryClient,
+    patient: Patient,
+    provider: LocalAccount,
+    audit: AuditLog,
+    registry_artifact: Any,
+) -> None:
+    """The head answers but the decision's eth_calls cannot: every reader sharing that
+    decision is refused, each with an exception of its own."""
+    dead = ConsentRegistryClient(
+        w3=client.w3, address=client.address, abi=registry_artifact.abi, chain_id=31337
+    )
+    dead._rpc = JsonRpc(f"http://127.0.0.1:{_free_port()}")
+    gate = ConsentGate(
+        registry=dead,
+        audit=audit,
+        latest_block=client.latest_block,
+        latest_block_async=client.latest_block_async,
+        cache_seconds=60,
+    )
+    account = _account(patient)
+
+    async def readers() -> list[BaseException | AccessBasis]:
+        async def read() -> AccessBasis:
+            return await gate.basis_async(
+                account, provider.address, "Observation", "TREAT", head=gate.watch_head()
+            )
+
+        return list(await asyncio.gather(*(read() for _ in range(4)), return_exceptions=True))
+
+    outcomes = asyncio.run(readers())
+    assert all(isinstance(o, ChainUnavailable) for o in outcomes), outcomes
+    assert len({id(o) for o in outcomes}) == 4
+
+
 def test_unreachable_chain_is_refused_and_audited(
     client: ConsentRegistryClient,
     patient: Patient,

@@ -26,6 +26,7 @@ entry is checked against the chain's head on every read.
 from __future__ import annotations
 
 import asyncio
+import copy
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -36,7 +37,7 @@ from vault.access.scopes import purpose_id, scope_id
 from vault.audit.log import AuditEvent, AuditLog
 from vault.chain.head import AsyncHeadWatch, HeadOutcome, HeadWatch, block_of
 from vault.chain.registry import AccessBasis, BlockRef, ConsentRegistryClient
-from vault.errors import AccessDenied, ChainUnavailable
+from vault.errors import AccessDenied, ChainUnavailable, VaultError
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,10 @@ class ConsentGate:
         self._lock = threading.Lock()
         self._block_hash = ""
         self._decisions: dict[_Terms, _Cached] = {}
+        # Decisions under way on an event loop, by (loop, terms, block hash, second).
+        self._deciding: dict[
+            tuple[asyncio.AbstractEventLoop, _Terms, str, int], asyncio.Future[AccessBasis]
+        ] = {}
 
     def basis(
         self, account: PatientAccount, provider: str, category: str, purpose: str
@@ -127,7 +132,23 @@ class ConsentGate:
         cached = self._cached(terms, block.hash, now)
         if cached is not None:
             return cached
-        return await asyncio.to_thread(self._decide, terms, block.hash, now)
+        # Single flight: every new block empties the cache, and the readers then waiting
+        # on the loop all miss at once; they share one decision for the same terms, block
+        # and second instead of a pair of eth_calls and a worker thread each (at
+        # concurrency 32, a burst of 64 calls behind six threads after each new block).
+        key = (asyncio.get_running_loop(), terms, block.hash, now)
+        deciding = self._deciding.get(key)
+        if deciding is None:
+            deciding = asyncio.ensure_future(
+                asyncio.to_thread(self._decide, terms, block.hash, now)
+            )
+            self._deciding[key] = deciding
+            deciding.add_done_callback(lambda _done: self._deciding.pop(key, None))
+        try:
+            # Shielded: one reader's cancellation must not cancel the others' decision.
+            return await asyncio.shield(deciding)
+        except VaultError as exc:  # ChainUnavailable and kin: each reader its own copy
+            raise copy.copy(exc) from exc.__cause__
 
     def _cached(self, terms: _Terms, block_hash: str, now: int) -> AccessBasis | None:
         with self._lock:
