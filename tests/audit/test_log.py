@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 from datetime import UTC, datetime
@@ -10,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from vault.audit.log import Anchor, AuditChainBroken, AuditEvent, AuditLog
+from vault.audit.log import Anchor, AuditChainBroken, AuditEvent, AuditLog, entry_body
 from vault.audit.proofs import proofs_for, verify_proof
 from vault.errors import DatabaseUnavailable
 from vault.store.audit_models import AuditEntryRow
@@ -253,3 +256,34 @@ def test_on_loop_commit_after_another_process_appended_retries_from_the_new_tail
     # Every batch was chained onto the other process's entries on the loop itself, the
     # first one (no tail known yet) included: none needed the waiting path.
     assert handed_off == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seq=st.integers(min_value=1, max_value=2**63 - 1),
+    at=st.datetimes(),
+    values=st.lists(st.text(), min_size=8, max_size=8),
+)
+def test_entry_body_is_json_dumps_with_sorted_keys(
+    seq: int, at: datetime, values: list[str]
+) -> None:
+    """The hand-written canonical JSON of an entry equals ``json.dumps`` of its fields
+    (sorted keys, compact, ASCII escapes) for any text, quotes, controls and non-ASCII."""
+    event = AuditEvent(*values)
+    expected = json.dumps(
+        {
+            "seq": seq,
+            "at": at.isoformat(timespec="microseconds"),
+            "patient_id": event.patient_id,
+            "actor": event.actor,
+            "action": event.action,
+            "outcome": event.outcome,
+            "scope": event.scope,
+            "purpose": event.purpose,
+            "record_id": event.record_id,
+            "reason": event.reason,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
+    assert entry_body(seq, at, event) == expected
