@@ -8,15 +8,21 @@ compares the migrated database with the models the way ``alembic revision
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 import vault.store.access_models
 import vault.store.audit_models
 import vault.store.auth_models
 import vault.store.biometric_models
 import vault.store.record_models  # noqa: F401  (every model registers on Base.metadata)
+from vault.audit.log import AuditEvent, AuditLog
+from vault.store.database import make_engine, make_session_factory
+from vault.store.migrate import alembic_config, upgrade
 from vault.store.models import Base
 
 
@@ -25,3 +31,39 @@ def test_migrations_match_the_models(engine: Engine) -> None:
         differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert differences == []
     assert "biometric_staged_templates" in Base.metadata.tables
+
+
+def test_audit_0002_keeps_a_populated_log_and_makes_seq_the_rowid(tmp_path: Path) -> None:
+    """An access log written under audit_0001 (BIGINT key, a separate index) survives the
+    rebuild entry for entry, still verifies, and appends go on where it ended."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'vault.db'}")
+    config = alembic_config(engine)
+    command.upgrade(config, "audit_0001")
+    log = AuditLog(session_factory=make_session_factory(engine))
+    for n in range(5):
+        log.append(
+            AuditEvent(patient_id=f"p{n % 2}", actor="0xabc", action="read", outcome="allowed")
+        )
+    before = [(e.seq, e.entry_hash) for e in log.entries()]
+    with engine.connect() as conn:
+        assert _autoindexes(conn) == ["sqlite_autoindex_audit_entries_1"]
+
+    upgrade(engine)
+    log = AuditLog(session_factory=make_session_factory(engine))
+    assert [(e.seq, e.entry_hash) for e in log.entries()] == before
+    assert log.verify_chain() == 5
+    log.append(AuditEvent(patient_id="p0", actor="0xabc", action="read", outcome="denied"))
+    assert [e.seq for e in log.entries()] == [1, 2, 3, 4, 5, 6]
+    assert [e.seq for e in log.entries(patient_id="p1")] == [2, 4]
+    with engine.connect() as conn:
+        assert _autoindexes(conn) == []  # the key is the rowid: no index of its own
+        assert conn.exec_driver_sql("SELECT max(rowid) FROM audit_entries").scalar() == 6
+
+
+def _autoindexes(conn: Connection) -> list[str]:
+    return list(
+        conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE tbl_name = 'audit_entries'"
+            " AND name LIKE 'sqlite_autoindex%'"
+        ).scalars()
+    )
