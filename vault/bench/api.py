@@ -40,6 +40,8 @@ from vault.errors import VaultError
 
 Echo = Callable[[str], None]
 CONCURRENCY = (1, 8, 32)
+#: Parts each cell is measured in, interleaved with the other endpoints' (see _measure).
+ROUNDS = 4
 LAG_READERS = 8
 OBSERVATION = {
     "resourceType": "Observation",
@@ -138,6 +140,17 @@ async def _exchange(
     return status
 
 
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def _connect(target: Target, concurrency: int) -> list[Connection]:
+    return list(
+        await asyncio.gather(
+            *(asyncio.open_connection(target.host, target.port) for _ in range(concurrency))
+        )
+    )
+
+
 async def _load(
     target: Target,
     concurrency: int,
@@ -147,13 +160,18 @@ async def _load(
     expect: int = 200,
     log: list[Read] | None = None,
     stop: asyncio.Event | None = None,
+    connections: list[Connection] | None = None,
 ) -> Cell:
+    """``concurrency`` clients, each on a keep-alive connection of its own: new ones
+    (closed at the end), or ``connections`` (left open, for the next round)."""
     cell = Cell(label="", concurrency=concurrency)
     budget = [requests]
     deadline = time.perf_counter() + seconds
+    kept = connections is not None
+    if connections is None:
+        connections = await _connect(target, concurrency)
 
-    async def client() -> None:
-        reader, writer = await asyncio.open_connection(target.host, target.port)
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while budget[0] > 0 and time.perf_counter() < deadline:
                 if stop is not None and stop.is_set():
@@ -168,10 +186,11 @@ async def _load(
                 else:
                     cell.failures += 1
         finally:
-            writer.close()
+            if not kept:
+                writer.close()
 
     began = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(concurrency)))
+    await asyncio.gather(*(client(reader, writer) for reader, writer in connections))
     cell.elapsed = time.perf_counter() - began
     return cell
 
@@ -333,7 +352,8 @@ def run(
         )
         echo(
             f"each cell: at most {requests} requests or {seconds:g} s, after a 20-request "
-            "warm-up; one keep-alive connection per concurrent client"
+            f"warm-up, in {ROUNDS} rounds interleaved with the other endpoints' cells; one "
+            "keep-alive connection per concurrent client"
         )
         cells = asyncio.run(
             _measure(
@@ -380,18 +400,42 @@ class Row:
 async def _measure(
     targets: tuple[Target, Target, Target], meter: ServerCpu, *, requests: int, seconds: float
 ) -> list[Row]:
-    """Enforced, bare and unchecked cells (in that order) at each concurrency."""
+    """Enforced, bare and unchecked cells at each concurrency.
+
+    Each cell is run in :data:`ROUNDS` parts, interleaved (enforced, bare, unchecked,
+    enforced, ...), so that something else slowing the machine for a moment (the two
+    cores are shared with the load client, the chain node and whatever else runs) weighs
+    on all three endpoints alike instead of on whichever cell it happened to hit.
+    """
+    labels = ("enforced", "bare", "unchecked")
     rows = []
     for concurrency in CONCURRENCY:
-        cells = []
-        for label, target in zip(("enforced", "bare", "unchecked"), targets, strict=True):
-            await _load(target, min(concurrency, 4), requests=20, seconds=seconds)
-            before = meter.seconds()
-            cell = await _load(target, concurrency, requests=requests, seconds=seconds)
-            # The meter's own two requests are in the figure too: a few hundred µs of a cell.
-            cell.server_cpu = meter.seconds() - before
-            cell.label = label
-            cells.append(cell)
+        cells = [Cell(label=label, concurrency=concurrency, server_cpu=0.0) for label in labels]
+        # Each endpoint's clients keep their connections from the warm-up to the last
+        # round, so no round pays for connecting (or counts it in its latencies).
+        connections = [await _connect(target, concurrency) for target in targets]
+        try:
+            for target, kept in zip(targets, connections, strict=True):
+                await _load(target, concurrency, requests=20, seconds=seconds, connections=kept)
+            for _ in range(ROUNDS):
+                for cell, target, kept in zip(cells, targets, connections, strict=True):
+                    before = meter.seconds()
+                    part = await _load(
+                        target,
+                        concurrency,
+                        requests=max(1, requests // ROUNDS),
+                        seconds=seconds / ROUNDS,
+                        connections=kept,
+                    )
+                    # The meter's own two requests are in the figure too: a few hundred µs.
+                    cell.server_cpu += meter.seconds() - before
+                    cell.latencies += part.latencies
+                    cell.failures += part.failures
+                    cell.elapsed += part.elapsed
+        finally:
+            for kept in connections:
+                for _reader, writer in kept:
+                    writer.close()
         rows.append(Row(*cells))
     return rows
 
