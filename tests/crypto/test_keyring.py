@@ -75,3 +75,23 @@ def test_repr_never_shows_keys() -> None:
     keyring = new_keyring()
     key = keyring.key(1)
     assert key is not None and key.hex() not in repr(keyring)
+
+
+def test_reads_reuse_the_loaded_keyring_only_while_it_holds_the_version(tmp_path: Path) -> None:
+    """``for_version`` skips the file while the loaded keyring holds the version and was
+    checked within a second; a version rotated in elsewhere is found at once, and one
+    retired elsewhere is gone here once the second has passed."""
+    path = tmp_path / "k"
+    now = [0.0]
+    source = FileKeyring(path, clock=lambda: now[0])
+    first = source.get()
+    assert source.for_version(1) is first
+    rotate_keyring_file(path)  # another process: version 2 appears
+    rotated = source.for_version(2)
+    assert rotated.versions == [1, 2]  # missing here, so the file was read at once
+    retire_keyring_version(path, 1)  # another process retires version 1
+    now[0] += 0.5
+    assert source.for_version(1).versions == [1, 2]  # within the second: the loaded one
+    now[0] += 0.6
+    assert source.for_version(1).versions == [2]  # past it: the file again, without 1
+    assert source.get().versions == [2]  # writes always read the file

@@ -540,7 +540,9 @@ class RecordService:
         if wrapped is None or master_version is None:
             raise DecryptionFailed("ciphertext could not be opened")
         return self._patient_keys.unwrap(
-            self._keyring.get(), patient_id, WrappedPatientKey(master_version, wrapped)
+            self._keyring.for_version(master_version),
+            patient_id,
+            WrappedPatientKey(master_version, wrapped),
         )
 
     def _read_blob(self, version: RecordVersionRow) -> bytes:
