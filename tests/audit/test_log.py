@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from vault.audit import loop_writer
 from vault.audit.log import Anchor, AuditChainBroken, AuditEvent, AuditLog, entry_body
 from vault.audit.proofs import proofs_for, verify_proof
 from vault.errors import DatabaseUnavailable
@@ -256,6 +257,34 @@ def test_on_loop_commit_after_another_process_appended_retries_from_the_new_tail
     # Every batch was chained onto the other process's entries on the loop itself, the
     # first one (no tail known yet) included: none needed the waiting path.
     assert handed_off == []
+
+
+def test_on_loop_commits_leave_checkpoints_to_a_thread_and_keep_the_wal_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop writer's commits never checkpoint (SQLite's automatic checkpoint would
+    fsync on the loop); a thread does, and starts the log over once it is long."""
+    monkeypatch.setattr(loop_writer, "CHECKPOINT_EVERY_COMMITS", 20)
+    monkeypatch.setattr(loop_writer, "WAL_RESTART_FRAMES", 100)
+    path = tmp_path / "audit.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    log = AuditLog(session_factory=make_session_factory(engine), commit_on_loop=True)
+
+    async def main() -> None:
+        for n in range(600):  # one entry per commit: about three pages each
+            await log.append_async(read("pat_a", n))
+
+    asyncio.run(main())
+    writer = log._loop_writer
+    assert writer is not None
+    automatic = writer._connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    writer.close()  # waits for a checkpoint under way
+    assert automatic == 0
+    assert writer.checkpoints >= 5
+    # Without the restarts the log would hold some 1,800 frames (7 MB) by now.
+    assert path.with_name("audit.db-wal").stat().st_size < 200 * 4096
+    assert log.verify_chain() == 600
 
 
 @settings(max_examples=300, deadline=None)

@@ -10,17 +10,32 @@ stores and reads them. It never waits: its busy timeout is 0, and a caller that 
 ordinary, waiting path. It chains onto the log's real tail when another process has
 appended, inside the same transaction, so processes sharing the file do not push each
 other onto that path.
+
+It never checkpoints the write-ahead log on the loop either. SQLite's automatic
+checkpoint runs inside the commit that crosses 1,000 WAL pages and fsyncs the WAL and the
+database: about 5 ms here, every 250-300 commits, with every read in flight waiting on the
+loop (at concurrency 32, seven such stalls in five seconds, which put 1-2% of reads over
+the p99). This connection's automatic checkpoint is off; every
+:data:`CHECKPOINT_EVERY_COMMITS` commits a thread runs a passive checkpoint on a
+connection of its own, which blocks neither readers nor this writer and releases the GIL
+while SQLite works. Under steady appends a passive checkpoint never finds the log fully
+copied with no writer in it, so the log would only grow; once it holds
+:data:`WAL_RESTART_FRAMES` frames the thread runs a ``TRUNCATE`` checkpoint, which waits
+for a gap between two commits and starts the log over. Batches that meet it holding the
+write lock take the waiting path, in a worker thread, so the loop still never waits.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
 from vault.store.audit_models import AuditEntryRow
+from vault.store.database import SQLITE_BUSY_TIMEOUT_MS
 from vault.store.prepared import is_sqlite_file
 
 #: (sequence number, entry hash) of the last entry of the log.
@@ -31,6 +46,13 @@ GENESIS_HASH = b"\x00" * 32
 LAST_ENTRY = (
     select(AuditEntryRow.seq, AuditEntryRow.entry_hash).order_by(AuditEntryRow.seq.desc()).limit(1)
 )
+
+
+#: Commits of the loop writer between two background checkpoints (each commit of one
+#: entry writes about three pages, so the WAL stays under SQLite's 1,000-page default).
+CHECKPOINT_EVERY_COMMITS = 200
+#: Frames in the write-ahead log beyond which the background checkpoint starts it over.
+WAL_RESTART_FRAMES = 4000
 
 
 def tail_of(last: Sequence[Any] | None) -> Tail:
@@ -55,11 +77,16 @@ class LoopAuditWriter:
         self._last_entry_sql = str(
             LAST_ENTRY.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
         )
+        self._path = str(engine.url.database)
         self._connection = sqlite3.connect(
-            str(engine.url.database), isolation_level=None, check_same_thread=False
+            self._path, isolation_level=None, check_same_thread=False
         )
         self._connection.execute("PRAGMA synchronous=NORMAL")  # as the engine's connections
         self._connection.execute("PRAGMA busy_timeout=0")
+        self._connection.execute("PRAGMA wal_autocheckpoint=0")  # see the module doc
+        self._commits = 0
+        self._checkpointer: threading.Thread | None = None
+        self.checkpoints = 0  # background checkpoints finished (for tests and curiosity)
 
     def append(self, tail: Tail | None, chain: Callable[[Tail], list[dict[str, Any]]]) -> None:
         """Insert the rows ``chain`` builds on a tail and commit; or raise
@@ -92,9 +119,42 @@ class LoopAuditWriter:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
+        self._commits += 1
+        if self._commits >= CHECKPOINT_EVERY_COMMITS:
+            self._checkpoint_in_background()
 
     def close(self) -> None:
+        checkpointer = self._checkpointer
+        if checkpointer is not None:
+            checkpointer.join()
         self._connection.close()
+
+    def _checkpoint_in_background(self) -> None:
+        if self._checkpointer is not None and self._checkpointer.is_alive():
+            return  # the last one is still copying: this many more commits, then again
+        self._commits = 0
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint, name="audit-wal-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+
+    def _checkpoint(self) -> None:
+        try:
+            connection = sqlite3.connect(self._path, isolation_level=None)
+            try:
+                # PASSIVE: copies what it can without waiting for readers or writers.
+                _busy, frames, _copied = connection.execute(
+                    "PRAGMA wal_checkpoint(PASSIVE)"
+                ).fetchone()
+                if frames >= WAL_RESTART_FRAMES:
+                    connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            finally:
+                connection.close()
+        except sqlite3.Error:
+            return  # busy or gone: the next round tries again, and SQLite's own
+            # checkpoints on the engine's connections still run on their commits
+        self.checkpoints += 1
 
     def _values(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         return [
