@@ -231,6 +231,47 @@ def test_on_loop_commit_never_parks_the_loop_on_a_held_write_lock(tmp_path: Path
     assert log.verify_chain() == 2
 
 
+def test_after_a_held_write_lock_the_next_batches_go_back_to_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One batch meets the write lock held and waits in a worker thread; what queues
+    meanwhile, and everything after, is written on the loop again rather than through
+    the slower thread path for as long as appends keep coming."""
+    path = tmp_path / "audit.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    log = AuditLog(session_factory=make_session_factory(engine), commit_on_loop=True)
+    log.append(read("pat_a", 0))
+    in_threads: list[int] = []
+    original = AuditLog._write_locked
+
+    def counted(self: AuditLog, batch: list[Any]) -> None:
+        in_threads.append(len(batch))
+        original(self, batch)
+
+    monkeypatch.setattr(AuditLog, "_write_locked", counted)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+
+    async def main() -> list[int]:
+        first = asyncio.ensure_future(log.append_async(read("pat_a", 1)))
+        await asyncio.sleep(0.05)  # its batch is waiting for the lock in a thread
+        queued = [asyncio.ensure_future(log.append_async(read("pat_a", n))) for n in (2, 3)]
+        await asyncio.sleep(0.01)
+        holder.execute("COMMIT")
+        seqs = [(await first).seq] + [(await q).seq for q in queued]
+        for n in range(4, 10):
+            seqs.append((await log.append_async(read("pat_a", n))).seq)
+        return seqs
+
+    try:
+        assert asyncio.run(main()) == list(range(2, 11))
+    finally:
+        holder.close()
+    assert in_threads == [1]  # only the batch that met the lock
+    assert log.verify_chain() == 10
+
+
 def test_on_loop_commit_after_another_process_appended_retries_from_the_new_tail(
     factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:

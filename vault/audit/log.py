@@ -309,8 +309,13 @@ class AuditLog:
             state.flusher = loop.create_task(self._flush_in_threads(state, batch))
 
     async def _flush_in_threads(self, state: _LoopQueue, batch: list[_Pending]) -> None:
-        """Write ``batch`` in a worker thread (waiting for locks, retrying), then whatever
-        queued meanwhile, in order, until the queue is empty."""
+        """Write ``batch`` in a worker thread (waiting for locks, retrying), then hand
+        whatever queued meanwhile back to the loop's own writer (or, without one, write
+        it here too, in order, until the queue is empty).
+
+        Back to the loop because under steady load the queue never empties: a batch that
+        once met the write lock held (another process, a checkpoint) would otherwise keep
+        every later one on this slower path, each through a worker thread."""
         while True:
             try:
                 await asyncio.to_thread(self._write_locked, batch)
@@ -325,6 +330,13 @@ class AuditLog:
                     pending.error = pending.error or exc
             _settle_batch(batch)
             if not state.queue:
+                return
+            if self._commit_on_loop:
+                # Runs once this task has returned, so the loop path sees no flusher.
+                state.flush_scheduled = True
+                asyncio.get_running_loop().call_soon(
+                    self._flush_on_loop, asyncio.get_running_loop(), state
+                )
                 return
             batch, state.queue = state.queue, []
 
