@@ -109,8 +109,10 @@ class Settings(BaseSettings):
     bench_endpoints: bool = Field(
         default=False,
         description=(
-            "Mount /bench/bare (the no-checks baseline of `vault bench api`) and /bench/cpu"
-            " (the process's CPU clock, which the bench reads); not for production use."
+            "Mount /bench/bare (the no-checks baseline of `vault bench api`), /bench/records"
+            " (a record read with no checks but the operator's token, its second baseline)"
+            " and /bench/cpu (the process's CPU clock, which the bench reads); not for"
+            " production use."
         ),
     )
 
