@@ -52,6 +52,11 @@ class Housekeeping:
                     except VaultError as exc:
                         # A dependency is down; the work waits for the next run.
                         log.warning("%s failed: %s", job.name, exc.code)
+                    except Exception as exc:
+                        # Anything else is a bug, but it must not end the thread and
+                        # with it every later anchor, sweep and prune. The type only:
+                        # messages of arbitrary exceptions may carry personal data.
+                        log.error("%s failed unexpectedly: %s", job.name, type(exc).__name__)
                     else:
                         if result is not None:
                             log.info("%s: %s", job.name, result)

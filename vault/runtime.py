@@ -24,11 +24,12 @@ from vault.chain.deployment import (
 )
 from vault.chain.gateway import ChainGateway
 from vault.chain.node import EmbeddedChain
+from vault.chain.nonce_guard import guard_for
 from vault.chain.operator import fund_on_anvil, load_operator
 from vault.chain.rpc import check_chain_id, connect
 from vault.config import ANVIL_CHAIN_ID, Settings
 from vault.errors import ContractMissing
-from vault.store.database import make_engine, make_session_factory
+from vault.store.database import engine_of, make_engine, make_session_factory
 from vault.store.migrate import upgrade
 
 
@@ -111,10 +112,19 @@ def ensure_deployment(
     if existing is not None and not redeploy:
         verify_deployment(w3, existing)
         return existing, False
-    if settings.chain_id == ANVIL_CHAIN_ID:
-        fund_on_anvil(w3, operator.address)
-    deployment = deploy_registry(w3, operator, load_artifact(settings.project_root))
-    record_deployment(factory, deployment)
+    # Two processes starting at once on a fresh database would each deploy a registry and
+    # each use its own (the last record wins on disk): consents granted through one would
+    # be unknown to the other. The relayers' guard (the operator key's nonce lock, shared
+    # through the database) serializes the first start; the second finds the record.
+    with guard_for(engine_of(factory))():
+        existing = recorded_deployment(factory, settings.chain_id)
+        if existing is not None and not redeploy:
+            verify_deployment(w3, existing)
+            return existing, False
+        if settings.chain_id == ANVIL_CHAIN_ID:
+            fund_on_anvil(w3, operator.address)
+        deployment = deploy_registry(w3, operator, load_artifact(settings.project_root))
+        record_deployment(factory, deployment)
     return deployment, True
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,10 @@ from vault.chain.deployment import (
     recorded_deployment,
     verify_deployment,
 )
+from vault.chain.operator import load_operator
+from vault.config import Settings
 from vault.errors import ContractMissing
+from vault.runtime import ensure_deployment
 from vault.store.database import make_engine, make_session_factory
 from vault.store.migrate import upgrade
 
@@ -40,3 +44,30 @@ def test_deployment_round_trips_through_database(tmp_path: Path, registry: Deplo
     assert recorded_deployment(factory, registry.chain_id) is None
     record_deployment(factory, registry)
     assert recorded_deployment(factory, registry.chain_id) == registry
+
+
+def test_processes_starting_together_deploy_one_registry(settings: Settings, w3: Web3) -> None:
+    """Two vaults opening a fresh database at the same moment: one deploys, the other
+    finds its record (before, each deployed and used its own registry)."""
+    engine = make_engine(settings.resolved_database_url)
+    upgrade(engine)
+    operator = load_operator(settings.resolved_operator_key_file)
+    start = threading.Barrier(2)
+    results: list[tuple[Deployment, bool]] = []
+
+    def open_one() -> None:
+        factory = make_session_factory(make_engine(settings.resolved_database_url))
+        start.wait()
+        results.append(
+            ensure_deployment(settings=settings, w3=w3, factory=factory, operator=operator)
+        )
+
+    threads = [threading.Thread(target=open_one) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({deployment.address for deployment, _ in results}) == 1
+    assert sorted(deployed for _, deployed in results) == [False, True]
+    recorded = recorded_deployment(make_session_factory(engine), settings.chain_id)
+    assert recorded is not None and recorded.address == results[0][0].address
