@@ -444,38 +444,38 @@ def _ratio(cell: Cell, baseline: Cell) -> float:
     return cell.throughput / baseline.throughput if baseline.throughput else math.nan
 
 
+def _columns(label: str) -> str:
+    """The header of :func:`_cell`'s columns; ``label`` names the throughput column."""
+    return f"{label:>{len(label)}} {'p50 ms':>7} {'p99 ms':>7} {'n':>6} {'err':>4}"
+
+
+def _cell(cell: Cell, label: str) -> str:
+    """Throughput, p50, p99, answered and failed requests, under :func:`_columns`."""
+    return (
+        f"{cell.throughput:>{len(label)}.0f} {cell.percentile_ms(50):>7.2f} "
+        f"{cell.percentile_ms(99):>7.2f} {len(cell.latencies):>6} {cell.failures:>4}"
+    )
+
+
 def _table(rows: list[Row]) -> list[str]:
     header = (
-        f"{'conc':>4} | {'enforced req/s':>14} {'p50 ms':>7} {'p99 ms':>7} {'n':>6} {'err':>4} | "
-        f"{'bare req/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'n':>6} {'err':>4} | "
+        f"{'conc':>4} | {_columns('enforced req/s')} | {_columns('bare req/s')} | "
         f"{'enforced/bare':>13}"
     )
     lines = ["", header, "-" * len(header)]
     for row in rows:
-        enforced, bare = row.enforced, row.bare
-        ratio = _ratio(enforced, bare)
         lines.append(
-            f"{enforced.concurrency:>4} | {enforced.throughput:>14.0f} "
-            f"{enforced.percentile_ms(50):>7.2f} {enforced.percentile_ms(99):>7.2f} "
-            f"{len(enforced.latencies):>6} {enforced.failures:>4} | "
-            f"{bare.throughput:>10.0f} {bare.percentile_ms(50):>7.2f} "
-            f"{bare.percentile_ms(99):>7.2f} {len(bare.latencies):>6} {bare.failures:>4} | "
-            f"{ratio:>13.2f}"
+            f"{row.enforced.concurrency:>4} | {_cell(row.enforced, 'enforced req/s')} | "
+            f"{_cell(row.bare, 'bare req/s')} | {_ratio(row.enforced, row.bare):>13.2f}"
         )
     lines.append("enforced/bare = throughput ratio (1.0: enforcement is free; target >= 0.5)")
     lines.append("")
-    header = (
-        f"{'conc':>4} | {'unchecked req/s':>15} {'p50 ms':>7} {'p99 ms':>7} {'n':>6} {'err':>4} | "
-        f"{'enforced/unchecked':>18}"
-    )
+    header = f"{'conc':>4} | {_columns('unchecked req/s')} | {'enforced/unchecked':>18}"
     lines += [header, "-" * len(header)]
     for row in rows:
-        unchecked = row.unchecked
         lines.append(
-            f"{unchecked.concurrency:>4} | {unchecked.throughput:>15.0f} "
-            f"{unchecked.percentile_ms(50):>7.2f} {unchecked.percentile_ms(99):>7.2f} "
-            f"{len(unchecked.latencies):>6} {unchecked.failures:>4} | "
-            f"{_ratio(row.enforced, unchecked):>18.2f}"
+            f"{row.unchecked.concurrency:>4} | {_cell(row.unchecked, 'unchecked req/s')} | "
+            f"{_ratio(row.enforced, row.unchecked):>18.2f}"
         )
     lines.append(
         "enforced/unchecked = the same bytes with and without the read's checks "
