@@ -63,7 +63,10 @@ async def current_provider(credentials: Credentials, services: ServicesDep) -> P
 
 async def require_admin(credentials: Credentials, services: ServicesDep) -> None:
     """The operator's bearer token: VAULT_ADMIN_TOKEN, or the hex in data/secrets/admin.token."""
-    given = _token(credentials)
+    _check_admin(_token(credentials), services)
+
+
+def _check_admin(given: str, services: Services) -> None:
     if not hmac.compare_digest(given.encode(), services.admin_token):
         raise AuthenticationFailed("invalid admin token")
 
@@ -97,9 +100,7 @@ def _bearer_token(request: Request) -> str:
 
 def check_admin_header(request: Request) -> None:
     """:func:`require_admin` for a route that solves no dependencies (the bench's)."""
-    services: Services = request.app.state.services
-    if not hmac.compare_digest(_bearer_token(request).encode(), services.admin_token):
-        raise AuthenticationFailed("invalid admin token")
+    _check_admin(_bearer_token(request), request.app.state.services)
 
 
 #: The OpenAPI security requirement of a route authenticated without the ``bearer`` dependency.
