@@ -334,9 +334,8 @@ class AuditLog:
             if self._commit_on_loop:
                 # Runs once this task has returned, so the loop path sees no flusher.
                 state.flush_scheduled = True
-                asyncio.get_running_loop().call_soon(
-                    self._flush_on_loop, asyncio.get_running_loop(), state
-                )
+                loop = asyncio.get_running_loop()
+                loop.call_soon(self._flush_on_loop, loop, state)
                 return
             batch, state.queue = state.queue, []
 
