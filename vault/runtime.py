@@ -108,14 +108,10 @@ def ensure_deployment(
                 raise ContractMissing(f"no contract at {settings.consent_contract_address}")
         verify_deployment(w3, existing)
         return existing, False
-    existing = recorded_deployment(factory, settings.chain_id)
-    if existing is not None and not redeploy:
-        verify_deployment(w3, existing)
-        return existing, False
     # Two processes starting at once on a fresh database would each deploy a registry and
     # each use its own (the last record wins on disk): consents granted through one would
     # be unknown to the other. The relayers' guard (the operator key's nonce lock, shared
-    # through the database) serializes the first start; the second finds the record.
+    # through the database) serializes starts; the second finds the first's record.
     with guard_for(engine_of(factory))():
         existing = recorded_deployment(factory, settings.chain_id)
         if existing is not None and not redeploy:
