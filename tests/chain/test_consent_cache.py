@@ -99,6 +99,32 @@ def _revoke(client: ConsentRegistryClient, patient: Patient, provider: str) -> N
     )
 
 
+def _dead_client(client: ConsentRegistryClient, artifact: Any) -> ConsentRegistryClient:
+    """The same registry, through a JSON-RPC endpoint where nothing answers."""
+    dead = ConsentRegistryClient(
+        w3=client.w3, address=client.address, abi=artifact.abi, chain_id=31337
+    )
+    dead._rpc = JsonRpc(f"http://127.0.0.1:{_free_port()}")
+    return dead
+
+
+def _read_together(
+    gate: ConsentGate, account: PatientAccount, provider: str, readers: int
+) -> list[AccessBasis | BaseException]:
+    """``readers`` coroutines asking ``gate`` at once, each with its own head; their
+    answers, or what each raised."""
+
+    async def read() -> AccessBasis:
+        return await gate.basis_async(
+            account, provider, "Observation", "TREAT", head=gate.watch_head()
+        )
+
+    async def together() -> list[AccessBasis | BaseException]:
+        return list(await asyncio.gather(*(read() for _ in range(readers)), return_exceptions=True))
+
+    return asyncio.run(together())
+
+
 def test_decision_is_reused_within_one_block(
     client: ConsentRegistryClient, patient: Patient, provider: LocalAccount, audit: AuditLog
 ) -> None:
@@ -212,19 +238,10 @@ def test_readers_missing_the_cache_together_share_one_decision(
     gate = _gate(client, audit, clock=lambda: now)
     calls = Counting(client, "access_basis_span")
     account = _account(patient)
-
-    async def readers() -> list[AccessBasis]:
-        async def read() -> AccessBasis:
-            return await gate.basis_async(
-                account, provider.address, "Observation", "TREAT", head=gate.watch_head()
-            )
-
-        return list(await asyncio.gather(*(read() for _ in range(8))))
-
-    assert asyncio.run(readers()) == [AccessBasis.CONSENT] * 8
+    assert _read_together(gate, account, provider.address, 8) == [AccessBasis.CONSENT] * 8
     assert calls.calls == 1
     _revoke(client, patient, provider.address)  # a new block: every reader misses again
-    assert asyncio.run(readers()) == [AccessBasis.NONE] * 8
+    assert _read_together(gate, account, provider.address, 8) == [AccessBasis.NONE] * 8
     assert calls.calls == 2
 
 
@@ -237,28 +254,14 @@ def test_a_shared_decision_that_fails_fails_every_reader(
 ) -> None:
     """The head answers but the decision's eth_calls cannot: every reader sharing that
     decision is refused, each with an exception of its own."""
-    dead = ConsentRegistryClient(
-        w3=client.w3, address=client.address, abi=registry_artifact.abi, chain_id=31337
-    )
-    dead._rpc = JsonRpc(f"http://127.0.0.1:{_free_port()}")
     gate = ConsentGate(
-        registry=dead,
+        registry=_dead_client(client, registry_artifact),
         audit=audit,
         latest_block=client.latest_block,
         latest_block_async=client.latest_block_async,
         cache_seconds=60,
     )
-    account = _account(patient)
-
-    async def readers() -> list[BaseException | AccessBasis]:
-        async def read() -> AccessBasis:
-            return await gate.basis_async(
-                account, provider.address, "Observation", "TREAT", head=gate.watch_head()
-            )
-
-        return list(await asyncio.gather(*(read() for _ in range(4)), return_exceptions=True))
-
-    outcomes = asyncio.run(readers())
+    outcomes = _read_together(gate, _account(patient), provider.address, 4)
     assert all(isinstance(o, ChainUnavailable) for o in outcomes), outcomes
     assert len({id(o) for o in outcomes}) == 4
 
@@ -277,11 +280,8 @@ def test_unreachable_chain_is_refused_and_audited(
     )
     account = _account(patient)
     gate.basis(account, provider.address, "Observation", "TREAT")  # cached for this block
-    dead = ConsentRegistryClient(
-        w3=client.w3, address=client.address, abi=registry_artifact.abi, chain_id=31337
-    )
-    dead._rpc = JsonRpc(f"http://127.0.0.1:{_free_port()}")
-    node[0] = dead.latest_block  # the node stops answering: the cache must not answer instead
+    # The node stops answering: the cache must not answer instead.
+    node[0] = _dead_client(client, registry_artifact).latest_block
     with pytest.raises(ChainUnavailable):
         gate.authorize_read(
             account=account, provider=provider.address, category="Observation", purpose="TREAT"
