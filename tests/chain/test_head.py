@@ -189,6 +189,27 @@ def test_async_readers_started_in_one_pass_share_one_fetch() -> None:
     assert node.fetches == 1
 
 
+def test_async_a_cancelled_reader_leaves_the_fetch_to_the_others() -> None:
+    """Each reader has a future of its own: a handler cancelled mid-read (its client went
+    away) neither cancels the fetch nor the answer of the readers sharing it."""
+    node = Node(hold=True)
+
+    async def main() -> tuple[bool, list[int], int]:
+        watch = AsyncHeadWatch(_sent_in_executor(node))
+        readers = [watch.latest() for _ in range(3)]  # one fetch, three readers
+        await asyncio.to_thread(node.started.acquire)
+        readers[0].cancel()
+        node.release.release()
+        served = [block_of(await r).number for r in readers[1:]]
+        again = watch.latest()
+        await asyncio.to_thread(node.started.acquire)
+        node.release.release()
+        return readers[0].cancelled(), served, block_of(await again).number
+
+    assert asyncio.run(main()) == (True, [1, 1], 2)
+    assert node.fetches == 2
+
+
 def test_async_failure_raises_for_every_reader() -> None:
     node = Node()
     node.fail = True

@@ -127,7 +127,8 @@ class ConsentGate:
         terms = _terms(account, provider, category, purpose)
         if self._async_head is None:
             return await asyncio.to_thread(self._registry.access_basis, *terms)
-        block = block_of(await asyncio.shield(head or self._async_head.latest()))
+        # Not shielded: the head future is this read's own (AsyncHeadWatch.latest).
+        block = block_of(await (head or self._async_head.latest()))
         now = int(self._clock())
         cached = self._cached(terms, block.hash, now)
         if cached is not None:

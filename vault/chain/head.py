@@ -17,7 +17,7 @@ import copy
 import threading
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vault.chain.registry import BlockRef
 from vault.errors import VaultError
@@ -113,43 +113,53 @@ class AsyncHeadWatch:
         )
 
     def latest(self) -> asyncio.Future[HeadOutcome]:
-        """A future of a fetch that starts no earlier than this call (``block_of`` it)."""
+        """A future of a fetch that starts no earlier than this call (``block_of`` it).
+
+        The future is this caller's own: cancelling it (or the task awaiting it) leaves the
+        fetch and its other readers alone, without the cost of ``asyncio.shield`` (a second
+        future and two callbacks per read, about a twentieth of the read at concurrency 32).
+        """
         loop = asyncio.get_running_loop()
         state = self._loops.get(loop)
         if state is None:
             state = self._loops[loop] = _LoopFetches()
-        if state.in_flight is None:
-            return self._start(loop, state)
-        if state.joinable is not None:
-            return state.joinable  # sent after this step was queued: see the class doc
-        if state.next is None:
-            state.next = loop.create_future()
-        return state.next
+        reader: asyncio.Future[HeadOutcome] = loop.create_future()
+        if not state.in_flight:
+            state.readers.append(reader)
+            self._start(loop, state)
+        elif state.joinable:
+            state.readers.append(reader)  # sent after this step was queued: see the class doc
+        else:
+            state.next.append(reader)
+        return reader
 
-    def _start(
-        self, loop: asyncio.AbstractEventLoop, state: _LoopFetches
-    ) -> asyncio.Future[HeadOutcome]:
-        fetch: asyncio.Future[HeadOutcome]
+    def _start(self, loop: asyncio.AbstractEventLoop, state: _LoopFetches) -> None:
         # Closed to joiners by a callback queued before the request leaves (class doc).
         state.generation += 1
         loop.call_soon(_close_to_joiners, state, state.generation)
+        state.in_flight = state.joinable = True
         try:
             sent = self._fetch()  # the request leaves now
         except VaultError as exc:
-            fetch = loop.create_future()
-            fetch.set_result(exc)
-        else:
-            fetch = loop.create_task(_outcome(sent))
-        state.in_flight = state.joinable = fetch
-        fetch.add_done_callback(lambda _done: self._finished(loop, state))
-        return fetch
-
-    def _finished(self, loop: asyncio.AbstractEventLoop, state: _LoopFetches) -> None:
-        state.in_flight = state.joinable = None
-        if state.next is None:
+            loop.call_soon(self._finished, loop, state, exc)
             return
-        waiting, state.next = state.next, None
-        self._start(loop, state).add_done_callback(lambda done: _settle(waiting, done))
+        fetch = loop.create_task(_outcome(sent))
+        fetch.add_done_callback(lambda done: self._finished(loop, state, done))
+
+    def _finished(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        state: _LoopFetches,
+        done: asyncio.Future[HeadOutcome] | VaultError,
+    ) -> None:
+        readers, state.readers = state.readers, []
+        state.in_flight = state.joinable = False
+        for reader in readers:
+            if not reader.done():  # a reader cancelled meanwhile is simply not answered
+                _settle(reader, done)
+        if state.next:
+            state.readers, state.next = state.next, []
+            self._start(loop, state)
 
 
 async def _outcome(sent: Awaitable[BlockRef]) -> HeadOutcome:
@@ -161,23 +171,26 @@ async def _outcome(sent: Awaitable[BlockRef]) -> HeadOutcome:
 
 @dataclass
 class _LoopFetches:
-    in_flight: asyncio.Future[HeadOutcome] | None = None  # the fetch under way
-    joinable: asyncio.Future[HeadOutcome] | None = None  # it, until its closing callback
+    in_flight: bool = False  # a fetch is under way
+    joinable: bool = False  # and it may still serve arrivals (until its closing callback)
     generation: int = 0  # fetches started; tells a closing callback if its fetch is current
-    next: asyncio.Future[HeadOutcome] | None = None  # readers who arrived during it
+    readers: list[asyncio.Future[HeadOutcome]] = field(default_factory=list)  # served by it
+    next: list[asyncio.Future[HeadOutcome]] = field(default_factory=list)  # arrived during it
 
 
 def _close_to_joiners(state: _LoopFetches, generation: int) -> None:
     if state.generation == generation:
-        state.joinable = None
+        state.joinable = False
 
 
-def _settle(waiting: asyncio.Future[HeadOutcome], done: asyncio.Future[HeadOutcome]) -> None:
-    if waiting.done():
-        return
-    if done.cancelled():
-        waiting.cancel()
+def _settle(
+    reader: asyncio.Future[HeadOutcome], done: asyncio.Future[HeadOutcome] | VaultError
+) -> None:
+    if isinstance(done, VaultError):
+        reader.set_result(done)
+    elif done.cancelled():
+        reader.cancel()
     elif (error := done.exception()) is not None:
-        waiting.set_exception(error)
+        reader.set_exception(error)
     else:
-        waiting.set_result(done.result())
+        reader.set_result(done.result())
