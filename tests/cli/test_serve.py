@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 
 from tests.served import run_vault, served_vault, vault_env
+from vault.cli.serve import YOUNG_COLLECTION_THRESHOLD, _settle_heap
 
 
 @pytest.fixture
@@ -108,3 +110,15 @@ def test_operator_registers_a_provider_and_anchors(served: tuple[str, dict[str, 
     assert httpx.get(f"{base}/admin/providers/{address}").status_code == 401
     verified = run_vault(["audit", "verify"], env)
     assert verified.returncode == 0 and "intact" in verified.stdout
+
+
+def test_the_server_freezes_its_start_up_heap_and_collects_young_objects_rarely() -> None:
+    before = gc.get_threshold()
+    try:
+        _settle_heap()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, *before[1:])
+        assert before[0] < YOUNG_COLLECTION_THRESHOLD
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
