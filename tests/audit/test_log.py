@@ -6,6 +6,7 @@ import asyncio
 import json
 import sqlite3
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from hypothesis import strategies as st
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from vault.audit import loop_writer
+from vault.audit import log as audit_log
+from vault.audit import loop_writer, merkle
 from vault.audit.log import Anchor, AuditChainBroken, AuditEvent, AuditLog, entry_body
 from vault.audit.proofs import proofs_for, verify_proof
 from vault.errors import DatabaseUnavailable
@@ -298,6 +300,73 @@ def test_on_loop_commit_after_another_process_appended_retries_from_the_new_tail
     # Every batch was chained onto the other process's entries on the loop itself, the
     # first one (no tail known yet) included: none needed the waiting path.
     assert handed_off == []
+
+
+def test_anchoring_in_batches_gives_the_root_of_the_whole_range(
+    factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The schedule hashes a batch at a time (handing the GIL back in between): the root
+    is still that of every entry of the range, whatever the batch boundaries."""
+    monkeypatch.setattr(audit_log, "ANCHOR_BATCH_ENTRIES", 7)
+    log = AuditLog(session_factory=factory)
+    sink = RecordingSink()
+    for i in range(40):
+        log.append(read("p1", i))
+    assert log.anchor(sink) is not None
+    for i in range(23):
+        log.append(read("p2", i))
+    assert log.anchor(sink) is not None
+    entries = log.entries()
+    assert len(entries) == 63
+    for (first, last), chain_root in sink.roots.items():
+        leaves = [entry.leaf for entry in entries if first <= entry.seq <= last]
+        assert chain_root == merkle.root(leaves)
+    assert set(sink.roots) == {(1, 40), (41, 63)}
+
+
+def test_anchoring_refuses_a_range_with_an_entry_missing(factory: sessionmaker[Session]) -> None:
+    log = AuditLog(session_factory=factory)
+    for i in range(5):
+        log.append(read("p1", i))
+    with factory() as session, session.begin():
+        session.query(AuditEntryRow).filter(AuditEntryRow.seq == 3).delete()
+    sink = RecordingSink()
+    with pytest.raises(AuditChainBroken):
+        log.anchor(sink)
+    assert sink.roots == {}
+
+
+def test_starting_the_log_over_never_waits_on_a_reader_with_the_write_lock_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader inside the log makes the restart give up at once (and retry), instead of
+    waiting with new writers blocked behind it; once the reader is gone, it succeeds."""
+    monkeypatch.setattr(loop_writer, "RESTART_ATTEMPTS", 5)
+    path = tmp_path / "audit.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    log = AuditLog(session_factory=make_session_factory(engine))
+    for i in range(20):
+        log.append(read("p1", i))
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM audit_entries").fetchone()  # holds a snapshot
+    log.append(read("p1", 20))  # so the log has frames the reader does not see
+    checkpointer = sqlite3.connect(path, isolation_level=None)
+    started = time.monotonic()
+    loop_writer.LoopAuditWriter._restart_log(checkpointer)
+    assert time.monotonic() - started < 1.0  # the engine's busy timeout is far longer
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA busy_timeout=0")
+    writer.execute("BEGIN IMMEDIATE")  # the write lock is free
+    writer.execute("ROLLBACK")
+    assert path.with_name("audit.db-wal").stat().st_size > 0
+    reader.execute("COMMIT")
+    loop_writer.LoopAuditWriter._restart_log(checkpointer)
+    assert path.with_name("audit.db-wal").stat().st_size == 0
+    for connection in (reader, checkpointer, writer):
+        connection.close()
+    assert log.verify_chain() == 21
 
 
 def test_on_loop_commits_leave_checkpoints_to_a_thread_and_keep_the_wal_bounded(

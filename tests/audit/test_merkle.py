@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vault.audit.merkle import inclusion_proof, leaf_hash, node_hash, root, verify_inclusion
+from vault.audit.merkle import (
+    TreeBuilder,
+    inclusion_proof,
+    leaf_hash,
+    node_hash,
+    root,
+    verify_inclusion,
+)
 
 
 def leaves(n: int) -> list[bytes]:
@@ -59,3 +66,16 @@ def test_empty_tree_is_refused() -> None:
         root([])
     with pytest.raises(IndexError):
         inclusion_proof(leaves(2), 2)
+
+
+def test_a_tree_built_leaf_by_leaf_has_the_rfc_root_at_every_size() -> None:
+    tree = leaves(600)
+    builder = TreeBuilder()
+    for size in range(1, len(tree) + 1):
+        builder.append(tree[size - 1])
+        assert builder.root() == root(tree[:size]), size
+
+
+def test_a_tree_builder_with_no_leaves_has_no_root() -> None:
+    with pytest.raises(ValueError):
+        TreeBuilder().root()

@@ -20,22 +20,23 @@ the p99). This connection's automatic checkpoint is off; every
 connection of its own, which blocks neither readers nor this writer and releases the GIL
 while SQLite works. Under steady appends a passive checkpoint never finds the log fully
 copied with no writer in it, so the log would only grow; once it holds
-:data:`WAL_RESTART_FRAMES` frames the thread runs a ``TRUNCATE`` checkpoint, which waits
-for a gap between two commits and starts the log over. Batches that meet it holding the
-write lock take the waiting path, in a worker thread, so the loop still never waits.
+:data:`WAL_RESTART_FRAMES` frames the thread runs ``TRUNCATE`` checkpoints, a millisecond
+apart and never waiting on a lock, until one finds no reader in the log and starts it
+over. Batches that meet it holding the write lock (a few milliseconds) take the waiting
+path, in a worker thread, so the loop still never waits.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
 from vault.store.audit_models import AuditEntryRow
-from vault.store.database import SQLITE_BUSY_TIMEOUT_MS
 from vault.store.prepared import is_sqlite_file
 
 #: (sequence number, entry hash) of the last entry of the log.
@@ -53,6 +54,9 @@ LAST_ENTRY = (
 CHECKPOINT_EVERY_COMMITS = 200
 #: Frames in the write-ahead log beyond which the background checkpoint starts it over.
 WAL_RESTART_FRAMES = 4000
+#: Attempts at restarting the log, and the pause between two (see ``_restart_log``).
+RESTART_ATTEMPTS = 200
+RESTART_PAUSE_SECONDS = 0.001
 
 
 def tail_of(last: Sequence[Any] | None) -> Tail:
@@ -147,14 +151,35 @@ class LoopAuditWriter:
                     "PRAGMA wal_checkpoint(PASSIVE)"
                 ).fetchone()
                 if frames >= WAL_RESTART_FRAMES:
-                    connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-                    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                    self._restart_log(connection)
             finally:
                 connection.close()
         except sqlite3.Error:
             return  # busy or gone: the next round tries again, and SQLite's own
             # checkpoints on the engine's connections still run on their commits
         self.checkpoints += 1
+
+    @staticmethod
+    def _restart_log(connection: sqlite3.Connection) -> None:
+        """Copy the whole log into the database and start it over, without ever waiting
+        with the write lock held.
+
+        A ``TRUNCATE`` checkpoint that meets a reader still using the log waits for it,
+        and blocks new writers while it waits; with a busy timeout it waited in SQLite's
+        sleeps of 1, 2, 5, 10, 15... ms, and the loop's audit commits (so every read in
+        flight) stalled for 70-100 ms. With no timeout, an attempt that meets a reader
+        copies what it can and returns busy at once, so it is retried here instead, a
+        millisecond apart, for up to :data:`RESTART_ATTEMPTS` attempts (readers are
+        single statements, so one soon finds none).
+        """
+        connection.execute("PRAGMA busy_timeout=0")
+        for _ in range(RESTART_ATTEMPTS):
+            busy, _frames, _copied = connection.execute(
+                "PRAGMA wal_checkpoint(TRUNCATE)"
+            ).fetchone()
+            if not busy:
+                return
+            time.sleep(RESTART_PAUSE_SECONDS)
 
     def _values(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         return [

@@ -43,6 +43,37 @@ def root(leaves: Sequence[bytes]) -> bytes:
     return node_hash(root(leaves[:k]), root(leaves[k:]))
 
 
+class TreeBuilder:
+    """The tree hash of leaves given one at a time, in memory logarithmic in their number.
+
+    For anchoring, which hashes a minute of reads (a quarter of a million leaves at full
+    load) in a thread beside the event loop: built this way, it can stop between any two
+    leaves to hand the interpreter back to the loop. Keeps the roots of the perfect
+    subtrees the leaves so far make up, largest first (their sizes are the binary digits of
+    the count); :meth:`root` folds them right to left, which is RFC 9162's split at the
+    largest power of two, so the result equals :func:`root` of the same leaves.
+    """
+
+    def __init__(self) -> None:
+        self._subtrees: list[tuple[int, bytes]] = []  # (leaf count, subtree hash)
+
+    def append(self, leaf: bytes) -> None:
+        size, node = 1, leaf
+        while self._subtrees and self._subtrees[-1][0] == size:
+            _, left = self._subtrees.pop()
+            size, node = size * 2, node_hash(left, node)
+        self._subtrees.append((size, node))
+
+    def root(self) -> bytes:
+        """The tree hash of the leaves so far. Raises ValueError when there are none."""
+        if not self._subtrees:
+            raise ValueError("a Merkle tree needs at least one leaf")
+        node = self._subtrees[-1][1]
+        for _, left in reversed(self._subtrees[:-1]):
+            node = node_hash(left, node)
+        return node
+
+
 def inclusion_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
     """Audit path for ``leaves[index]``, from the leaf's sibling up to the root's child."""
     if not 0 <= index < len(leaves):
