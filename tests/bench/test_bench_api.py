@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.served import VAULT, served_vault, vault_env
-from vault.bench.api import ServerCpu
+from vault.bench.api import Read, ServerCpu, Sustained
 from vault.demo.client import VaultApi, VaultUnreachable
 
 
@@ -23,10 +23,13 @@ def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str
         yield base, env
 
 
+LIMITS = ("--requests", "20", "--seconds", "5", "--sustain", "2")
+
+
 def test_bench_api_prints_both_endpoints_and_zero_lag(served: tuple[str, dict[str, str]]) -> None:
     base, env = served
     result = subprocess.run(
-        [*VAULT, "bench", "api", "--url", base, "--requests", "20", "--seconds", "5"],
+        [*VAULT, "bench", "api", "--url", base, *LIMITS],
         env=env,
         capture_output=True,
         text=True,
@@ -56,6 +59,14 @@ def test_bench_api_prints_both_endpoints_and_zero_lag(served: tuple[str, dict[st
     assert [int(conc) for conc, *_ in cpu_rows] == [1, 8, 32]
     # The server did work for every cell it answered (the meter reads its process clock).
     assert all(float(cpu) > 0 for _, *cpus in cpu_rows for cpu in cpus)
+    sustained = re.search(
+        r"reads (\d+) \(\d+/s\), errors 0; p50 [\d.]+ ms, p99 [\d.]+ ms, p99.9 [\d.]+ ms, "
+        r"max [\d.]+ ms\n  slowest 0.5 s window: p99 [\d.]+ ms",
+        out,
+    )
+    assert sustained is not None and int(sustained.group(1)) > 0, out
+    # The sustained reads ran before the revoke: all of them were allowed.
+    assert out.index("sustained enforced read") < out.index("revoke-to-deny lag")
     assert "first read started after the response" in out and "refused (403)" in out
     assert re.search(r"reads started after the response: \d+, allowed: 0", out)
     assert "lag: 0 blocks" in out
@@ -90,3 +101,15 @@ def test_cpu_meter_failures_are_vault_errors_with_a_code() -> None:
     # Nothing listens on port 1: a one-line CLI error, not a traceback.
     with pytest.raises(VaultUnreachable):
         ServerCpu(VaultApi("http://127.0.0.1:1")).seconds()
+
+
+def test_a_sustained_run_names_its_slowest_window() -> None:
+    """The worst half-second is found by the reads that started in it, and its p99 is the
+    nearest-rank one: one stall in a quiet run is what the window line shows."""
+    reads = [Read(started=i * 0.01, status=200, elapsed=0.008) for i in range(300)]
+    reads[160] = Read(started=1.6, status=200, elapsed=0.120)  # in the window from 1.5 s
+    run = Sustained(3.0, reads)
+    at, p99 = run.worst_window()
+    assert (at, round(p99, 3)) == (1.5, 120.0)
+    assert round(run.percentile_ms(50), 3) == 8.0
+    assert round(run.percentile_ms(100), 3) == 120.0

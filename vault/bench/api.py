@@ -120,6 +120,7 @@ class Target:
 class Read:
     started: float
     status: int
+    elapsed: float = 0.0  # seconds from write to last byte
 
 
 async def _exchange(
@@ -182,7 +183,7 @@ async def _load(
                 started = time.perf_counter()
                 status = await _exchange(reader, writer, target.request)
                 if log is not None:
-                    log.append(Read(started, status))
+                    log.append(Read(started, status, time.perf_counter() - started))
                 if status == expect:
                     cell.latencies.append(time.perf_counter() - started)
                 else:
@@ -316,6 +317,62 @@ async def _revoke_under_load(
     )
 
 
+#: Readers of the sustained run (``--sustain``), and the window its worst p99 is taken over.
+SUSTAIN_READERS = 32
+SUSTAIN_WINDOW_SECONDS = 0.5
+
+
+@dataclass
+class Sustained:
+    """The enforced read held at :data:`SUSTAIN_READERS` for a while: the whole run's
+    latency distribution, and its worst window."""
+
+    seconds: float
+    reads: list[Read]
+
+    def percentile_ms(self, q: float) -> float:
+        ok = sorted(r.elapsed for r in self.reads if r.status == 200)
+        return 1000 * ok[min(len(ok) - 1, math.ceil(q / 100 * len(ok)) - 1)] if ok else math.nan
+
+    def worst_window(self) -> tuple[float, float]:
+        """(start in seconds, p99 in ms) of the window whose reads had the highest p99."""
+        if not self.reads:
+            return 0.0, math.nan
+        first = min(r.started for r in self.reads)
+        windows: dict[int, list[float]] = {}
+        for r in self.reads:
+            windows.setdefault(int((r.started - first) / SUSTAIN_WINDOW_SECONDS), []).append(
+                r.elapsed
+            )
+        worst, p99 = 0, 0.0
+        for index, elapsed in windows.items():
+            elapsed.sort()
+            value = elapsed[min(len(elapsed) - 1, math.ceil(0.99 * len(elapsed)) - 1)]
+            if value > p99:
+                worst, p99 = index, value
+        return worst * SUSTAIN_WINDOW_SECONDS, 1000 * p99
+
+
+async def _sustain(target: Target, seconds: float) -> Sustained:
+    log: list[Read] = []
+    await _load(target, SUSTAIN_READERS, requests=10**9, seconds=seconds, log=log)
+    return Sustained(seconds, log)
+
+
+def _sustained_lines(run: Sustained) -> list[str]:
+    errors = sum(r.status != 200 for r in run.reads)
+    at, worst = run.worst_window()
+    return [
+        "",
+        f"sustained enforced read, {SUSTAIN_READERS} readers for {run.seconds:g} s (the "
+        "server's own schedule, such as anchoring the audit log, runs meanwhile):",
+        f"  reads {len(run.reads)} ({len(run.reads) / run.seconds:.0f}/s), errors {errors}; "
+        f"p50 {run.percentile_ms(50):.2f} ms, p99 {run.percentile_ms(99):.2f} ms, "
+        f"p99.9 {run.percentile_ms(99.9):.2f} ms, max {run.percentile_ms(100):.2f} ms",
+        f"  slowest {SUSTAIN_WINDOW_SECONDS:g} s window: p99 {worst:.2f} ms, {at:g} s in",
+    ]
+
+
 def run(
     *,
     base_url: str,
@@ -324,8 +381,14 @@ def run(
     requests: int,
     seconds: float,
     echo: Echo,
+    sustain: float = 0.0,
 ) -> None:
-    """Set up, measure, print. Raises ``RevokeNotEnforced`` (after printing) if the lag is not 0."""
+    """Set up, measure, print. Raises ``RevokeNotEnforced`` (after printing) if the lag is not 0.
+
+    ``sustain`` > 0 also holds the enforced read at concurrency 32 that many seconds
+    (before the revoke): long enough, it shows what the server's periodic work (audit
+    anchoring, every 60 s by default) does to the tail, which no short cell sees.
+    """
     with VaultApi(base_url) as api:
         api.health()
         echo(f"vault bench api: {api.base_url} over loopback")
@@ -365,6 +428,11 @@ def run(
             )
     for line in _table(cells):
         echo(line)
+    if sustain > 0:
+        with _collector_off():
+            held = asyncio.run(_sustain(enforced, sustain))
+        for line in _sustained_lines(held):
+            echo(line)
     with _collector_off():
         lag = asyncio.run(_revoke_under_load(base_url, story, sample.probe_photo, seconds=seconds))
     for line in _lag_lines(lag):

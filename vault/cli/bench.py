@@ -75,6 +75,13 @@ def api(
     ),
     requests: int = typer.Option(2000, min=10, help="Most requests per endpoint and concurrency."),
     seconds: float = typer.Option(10.0, min=1.0, help="Most seconds per endpoint and concurrency."),
+    sustain: float = typer.Option(
+        0.0,
+        min=0.0,
+        max=900.0,
+        help="Also hold 32 readers on the enforced read this many seconds (0: skip); over 60 "
+        "it includes the server's scheduled audit anchoring.",
+    ),
 ) -> None:
     """Enforced provider read vs a bare endpoint at concurrency 1, 8, 32; revoke-to-deny lag."""
     from vault.bench.api import run
@@ -90,6 +97,7 @@ def api(
         requests=requests,
         seconds=seconds,
         echo=typer.echo,
+        sustain=sustain,
     )
 
 
