@@ -36,6 +36,7 @@ from pathlib import Path
 import httpx
 from eth_account import Account
 
+from vault.bench.stats import percentile_ms
 from vault.demo.client import VaultApi, bearer, photo_files
 from vault.demo.story import SampleData
 from vault.errors import VaultError
@@ -94,10 +95,7 @@ class Cell:
 
     def percentile_ms(self, q: float) -> float:
         """Nearest-rank percentile, in milliseconds."""
-        if not self.latencies:
-            return math.nan
-        ordered = sorted(self.latencies)
-        return 1000 * ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+        return percentile_ms(self.latencies, q)
 
 
 @dataclass(frozen=True)
@@ -182,10 +180,11 @@ async def _load(
                 budget[0] -= 1
                 started = time.perf_counter()
                 status = await _exchange(reader, writer, target.request)
+                elapsed = time.perf_counter() - started
                 if log is not None:
-                    log.append(Read(started, status, time.perf_counter() - started))
+                    log.append(Read(started, status, elapsed))
                 if status == expect:
-                    cell.latencies.append(time.perf_counter() - started)
+                    cell.latencies.append(elapsed)
                 else:
                     cell.failures += 1
         finally:
@@ -331,8 +330,7 @@ class Sustained:
     reads: list[Read]
 
     def percentile_ms(self, q: float) -> float:
-        ok = sorted(r.elapsed for r in self.reads if r.status == 200)
-        return 1000 * ok[min(len(ok) - 1, math.ceil(q / 100 * len(ok)) - 1)] if ok else math.nan
+        return percentile_ms((r.elapsed for r in self.reads if r.status == 200), q)
 
     def worst_window(self) -> tuple[float, float]:
         """(start in seconds, p99 in ms) of the window whose reads had the highest p99."""
@@ -346,11 +344,10 @@ class Sustained:
             )
         worst, p99 = 0, 0.0
         for index, elapsed in windows.items():
-            elapsed.sort()
-            value = elapsed[min(len(elapsed) - 1, math.ceil(0.99 * len(elapsed)) - 1)]
+            value = percentile_ms(elapsed, 99)
             if value > p99:
                 worst, p99 = index, value
-        return worst * SUSTAIN_WINDOW_SECONDS, 1000 * p99
+        return worst * SUSTAIN_WINDOW_SECONDS, p99
 
 
 async def _sustain(target: Target, seconds: float) -> Sustained:

@@ -37,6 +37,7 @@ import httpx
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from vault.bench.stats import percentile_ms
 from vault.demo.client import VaultApi, bearer, photo_files
 from vault.demo.story import SampleData
 from vault.errors import VaultError
@@ -381,13 +382,6 @@ def _check(clients: Clients, cast: Cast, pairs: list[Pair], ledger: Ledger) -> C
     return result
 
 
-def _percentile_ms(values: list[float], q: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return 1000 * ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
 def run(
     *,
     urls: list[str],
@@ -461,7 +455,7 @@ def _report(ledger: Ledger, elapsed: float, result: CheckResult, pairs: list[Pai
         rate = len(lat) / elapsed if op != "enroll" and elapsed else math.nan
         lines.append(
             f"{op:<14} {len(lat):>7} {errors:>6} {rate:>8.1f} "
-            f"{_percentile_ms(lat, 50):>8.1f} {_percentile_ms(lat, 99):>8.1f}"
+            f"{percentile_ms(lat, 50):>8.1f} {percentile_ms(lat, 99):>8.1f}"
         )
     lines.append(
         f"load phase: {elapsed:.1f} s, {total} acknowledged operations, {total / elapsed:.1f} op/s"
