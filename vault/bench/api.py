@@ -423,15 +423,15 @@ def run(
                     (enforced, bare, unchecked), ServerCpu(api), requests=requests, seconds=seconds
                 )
             )
-    for line in _table(cells):
-        echo(line)
-    if sustain > 0:
-        with _collector_off():
-            held = asyncio.run(_sustain(enforced, sustain))
-        for line in _sustained_lines(held):
-            echo(line)
-    with _collector_off():
-        lag = asyncio.run(_revoke_under_load(base_url, story, sample.probe_photo, seconds=seconds))
+            for line in _table(cells):
+                echo(line)
+            if sustain > 0:
+                held = asyncio.run(_sustain(enforced, sustain))
+                for line in _sustained_lines(held):
+                    echo(line)
+            lag = asyncio.run(
+                _revoke_under_load(base_url, story, sample.probe_photo, seconds=seconds)
+            )
     for line in _lag_lines(lag):
         echo(line)
     if lag.lag_blocks != 0 or lag.allowed_after:
