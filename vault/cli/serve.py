@@ -31,10 +31,10 @@ def _settle_heap() -> None:
     the 32 reads in flight alive: they were promoted, often enough to trigger a full
     collection every 1,500-2,000 reads, each 7-19 ms with every read in flight waiting
     (the enforced read at concurrency 32, four runs of 9 s: 12-20 full collections in each
-    10 s window, p99 18.8-21.4 ms). At 10,000 net allocations a run had 5 young collections of about
-    2 ms and no full one (p99 13.5-18.2 ms in four runs), and the collector's share of the
-    CPU fell from 2-5% to about 0.1%. Memory held by cyclic garbage stays bounded by the
-    threshold.
+    10 s window, p99 18.8-21.4 ms). At 10,000 net allocations a run had 5 young
+    collections of about 2 ms and no full one (p99 13.4-18.2 ms in four runs), and the
+    collector's share of the CPU fell from 2-5% to about 0.1%. Memory held by cyclic
+    garbage stays bounded by the threshold.
     """
     gc.collect()
     gc.freeze()
