@@ -183,6 +183,23 @@ def test_async_appends_are_group_committed_and_chained(
     assert log.verify_chain() == 52
 
 
+def test_a_closed_log_lets_its_connection_go_and_opens_another_on_the_next_append(
+    factory: sessionmaker[Session],
+) -> None:
+    log = AuditLog(session_factory=factory, commit_on_loop=True)
+    log.close()  # nothing opened yet: nothing to do
+    assert asyncio.run(log.append_async(read("pat_a"))).seq == 1
+    writer = log._loop_writer
+    assert writer is not None
+    log.close()
+    assert log._loop_writer is None
+    with pytest.raises(sqlite3.ProgrammingError):  # that connection is closed
+        writer._connection.execute("SELECT 1")
+    assert asyncio.run(log.append_async(read("pat_a", 1))).seq == 2
+    assert log.verify_chain() == 2
+    log.close()
+
+
 @pytest.mark.parametrize("commit_on_loop", [False, True], ids=["in-thread", "on-loop"])
 def test_async_append_that_cannot_be_written_fails_its_callers(
     tmp_path: Path, commit_on_loop: bool

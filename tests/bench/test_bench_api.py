@@ -59,6 +59,20 @@ def test_bench_api_prints_both_endpoints_and_zero_lag(served: tuple[str, dict[st
     assert [int(conc) for conc, *_ in cpu_rows] == [1, 8, 32]
     # The server did work for every cell it answered (the meter reads its process clock).
     assert all(float(cpu) > 0 for _, *cpus in cpu_rows for cpu in cpus)
+    # The floor at concurrency 1, on the vault's own node (found from VAULT_DATA_DIR).
+    floor = re.search(
+        r"bare request \(1 / its throughput\) +(\d+\.\d+) ms\n"
+        r"  \+ head round trip to the node +(\d+\.\d+) ms \((\d+) eth_getBlockByNumber.*\n"
+        r"  \+ one audit entry committed +(\d+\.\d+) ms \((\d+) appends.*\n"
+        r"  = at least +(\d+\.\d+) ms per enforced read: enforced/bare can reach at most "
+        r"(\d+\.\d+) at concurrency 1",
+        out,
+    )
+    assert floor is not None, out
+    bare_ms, trip_ms, trips, commit_ms, commits, least_ms, ceiling = map(float, floor.groups())
+    assert trip_ms > 0 and commit_ms > 0 and trips > 0 and commits > 0
+    assert least_ms == pytest.approx(bare_ms + trip_ms + commit_ms, abs=0.0021)
+    assert ceiling == pytest.approx(bare_ms / least_ms, abs=0.011)
     sustained = re.search(
         r"reads (\d+) \(\d+/s\), errors 0; p50 [\d.]+ ms, p99 [\d.]+ ms, p99.9 [\d.]+ ms, "
         r"max [\d.]+ ms\n  slowest 0.5 s window: p99 [\d.]+ ms",

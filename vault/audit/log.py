@@ -252,6 +252,13 @@ class AuditLog:
             weakref.WeakKeyDictionary()
         )
 
+    def close(self) -> None:
+        """Close the loop writer's connection, if one was opened (after its checkpoint)."""
+        with self._append_lock:
+            writer, self._loop_writer = self._loop_writer, None
+        if writer is not None:
+            writer.close()
+
     def append(self, event: AuditEvent) -> AuditEntry:
         """Append one entry at the tail. Raises :class:`DatabaseUnavailable` if it cannot."""
         pending = _Pending(event)

@@ -12,7 +12,10 @@ Against a running vault started with ``VAULT_BENCH_ENDPOINTS=true``:
    no checks at all) and ``GET /bench/records/{h}/{id}`` (the same record, read and
    decrypted from the store, answered in the same bytes, with none of the read's checks),
    each for at most ``requests`` requests or ``seconds`` seconds.
-3. Under load (8 readers), the patient revokes; every read that *starts* after the
+3. With the vault's chain node known (``node_url``), the floor at concurrency 1
+   (:mod:`vault.bench.floor`): the node's round trip and one audit commit, each measured
+   alone, added to the bare request's time, and the highest ratio that leaves.
+4. Under load (8 readers), the patient revokes; every read that *starts* after the
    revoke's response (which the vault sends after the receipt) must be refused. The lag is
    reported in blocks: the revoke's block and the chain head at the next read.
 
@@ -36,6 +39,7 @@ from pathlib import Path
 import httpx
 from eth_account import Account
 
+from vault.bench.floor import Floor, audit_commits, floor_lines, head_request
 from vault.bench.stats import percentile_ms
 from vault.demo.client import VaultApi, bearer, photo_files
 from vault.demo.story import SampleData
@@ -46,6 +50,8 @@ CONCURRENCY = (1, 8, 32)
 #: Parts each cell is measured in, interleaved with the other endpoints' (see _measure).
 ROUNDS = 4
 LAG_READERS = 8
+#: Most samples of each part of the floor at concurrency 1.
+FLOOR_SAMPLES = 500
 OBSERVATION = {
     "resourceType": "Observation",
     "status": "final",
@@ -64,6 +70,12 @@ class BenchMismatch(VaultError):
     """Two endpoints the bench compares did not answer the same bytes."""
 
     code = "bench_mismatch"
+
+
+class NodeUnreachable(VaultError):
+    """The chain node named for the floor did not answer its head requests."""
+
+    code = "node_unreachable"
 
 
 class RevokeNotEnforced(VaultError):
@@ -379,12 +391,17 @@ def run(
     seconds: float,
     echo: Echo,
     sustain: float = 0.0,
+    node_url: str | None = None,
 ) -> None:
     """Set up, measure, print. Raises ``RevokeNotEnforced`` (after printing) if the lag is not 0.
 
     ``sustain`` > 0 also holds the enforced read at concurrency 32 that many seconds
     (before the revoke): long enough, it shows what the server's periodic work (audit
     anchoring, every 60 s by default) does to the tail, which no short cell sees.
+
+    ``node_url`` (the vault's chain node) adds the floor at concurrency 1
+    (:mod:`vault.bench.floor`): the node's round trip and one audit commit, each measured
+    alone, after the cells.
     """
     with VaultApi(base_url) as api:
         api.health()
@@ -425,6 +442,9 @@ def run(
             )
             for line in _table(cells):
                 echo(line)
+            if node_url is not None:
+                for line in _floor_lines(node_url, cells[0], seconds=seconds):
+                    echo(line)
             if sustain > 0:
                 held = asyncio.run(_sustain(enforced, sustain))
                 for line in _sustained_lines(held):
@@ -438,6 +458,43 @@ def run(
         raise RevokeNotEnforced(
             f"{lag.allowed_after} reads started after the revoke's receipt were allowed"
         )
+
+
+def _floor_lines(node_url: str, alone: Row, *, seconds: float) -> list[str]:
+    """The floor beside the cells at concurrency 1, or why it could not be measured (the
+    floor explains the figures; it is not one of them, so it never fails the run)."""
+    try:
+        floor = _floor(node_url, samples=FLOOR_SAMPLES, seconds=seconds)
+    except NodeUnreachable as exc:
+        return ["", f"floor at concurrency 1: not measured ({exc.message})"]
+    return floor_lines(
+        floor,
+        bare_ms=1000 / alone.bare.throughput,
+        enforced_ms=1000 / alone.enforced.throughput,
+    )
+
+
+def _floor(node_url: str, *, samples: int, seconds: float) -> Floor:
+    """Both parts of the floor, one after the other (each measured alone)."""
+    host, port, request = head_request(node_url)
+    node = Target(host, port, request)
+    try:
+        asyncio.run(_load(node, 1, requests=20, seconds=seconds))  # warm-up
+        trips = asyncio.run(_load(node, 1, requests=samples, seconds=seconds))
+    except (OSError, ValueError, IndexError) as exc:  # refused, closed, not HTTP
+        raise NodeUnreachable(f"the chain node at {node_url} did not answer: {exc}") from exc
+    if trips.failures or not trips.latencies:
+        raise NodeUnreachable(
+            f"the chain node at {node_url} failed {trips.failures} of "
+            f"{trips.failures + len(trips.latencies)} head requests"
+        )
+    commits = audit_commits(samples=samples, seconds=seconds)
+    return Floor(
+        node_round_trip_ms=percentile_ms(trips.latencies, 50),
+        audit_commit_ms=percentile_ms(commits, 50),
+        round_trips=len(trips.latencies),
+        commits=len(commits),
+    )
 
 
 @contextmanager

@@ -82,12 +82,18 @@ def api(
         help="Also hold 32 readers on the enforced read this many seconds (0: skip); over 60 "
         "it includes the server's scheduled audit anchoring.",
     ),
+    rpc_url: str = typer.Option(
+        None,
+        help="The vault's chain node, for the floor at concurrency 1 (default: the one "
+        "VAULT_DATA_DIR's vault uses, as `vault demo` finds it).",
+    ),
 ) -> None:
     """Enforced provider read vs a bare endpoint at concurrency 1, 8, 32; revoke-to-deny lag."""
     from vault.bench.api import run
     from vault.config import get_settings
     from vault.demo.client import admin_token
     from vault.demo.story import SampleData
+    from vault.runtime import rpc_url as vault_rpc_url
 
     settings = get_settings()
     run(
@@ -98,6 +104,7 @@ def api(
         seconds=seconds,
         echo=typer.echo,
         sustain=sustain,
+        node_url=rpc_url or vault_rpc_url(settings, start=False)[0],
     )
 
 
