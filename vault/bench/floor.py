@@ -140,5 +140,6 @@ def floor_lines(floor: Floor, *, bare_ms: float, enforced_ms: float) -> list[str
         f"  = at least                           {least:6.3f} ms per enforced read: "
         f"enforced/bare can reach at most {floor.ceiling(bare_ms):.2f} at concurrency 1",
         f"  the enforced read took               {enforced_ms:6.3f} ms: {enforced_ms - least:.3f} "
-        "ms above the floor (token, store reads, decryption, and the Python around them)",
+        "ms above the floor (token, store reads, decryption, the Python around them, and the "
+        "parts themselves costing more in a busy server than alone)",
     ]
