@@ -111,6 +111,20 @@ def test_unchecked_read_takes_the_operators_token_only(
         assert reply.json()["code"] == "authentication_failed"
 
 
+def test_a_malformed_node_url_is_refused_before_anything_is_measured(tmp_path: Path) -> None:
+    env = vault_env(tmp_path / "data", VAULT_ADMIN_TOKEN="operator-token-for-this-test")
+    result = subprocess.run(
+        [*VAULT, "bench", "api", "--url", "http://127.0.0.1:1", "--rpc-url", "http://[::1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error[invalid_input]: not a node URL")
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
+
+
 def test_cpu_meter_failures_are_vault_errors_with_a_code() -> None:
     # Nothing listens on port 1: a one-line CLI error, not a traceback.
     with pytest.raises(VaultUnreachable):

@@ -10,6 +10,7 @@ import pytest
 
 from vault.bench.api import Cell, Row, _floor_lines
 from vault.bench.floor import Floor, audit_commits, floor_lines, head_request
+from vault.errors import InvalidInput
 
 
 def test_the_ceiling_is_the_bare_request_over_the_least_an_enforced_read_takes() -> None:
@@ -34,6 +35,9 @@ def test_the_head_request_is_the_json_rpc_call_the_read_path_makes() -> None:
     # A node behind a path (a hosted RPC endpoint) is asked on that path.
     assert head_request("https://rpc.example/v2/key")[2].startswith(b"POST /v2/key HTTP/1.1")
     assert head_request("https://rpc.example/v2/key")[1] == 443
+    for wrong in ("http://[::1", "ftp://node:8545", "node:8545", ""):
+        with pytest.raises(InvalidInput, match="node URL"):
+            head_request(wrong)
 
 
 def test_audit_commits_are_timed_on_a_scratch_log_that_is_gone_afterwards(

@@ -403,6 +403,8 @@ def run(
     (:mod:`vault.bench.floor`): the node's round trip and one audit commit, each measured
     alone, after the cells.
     """
+    if node_url is not None:
+        head_request(node_url)  # a malformed URL is refused before anything is measured
     with VaultApi(base_url) as api:
         api.health()
         echo(f"vault bench api: {api.base_url} over loopback")

@@ -41,6 +41,7 @@ from pathlib import Path
 import httpx
 
 from vault.audit.log import AuditEvent, AuditLog
+from vault.errors import InvalidInput
 from vault.store.database import make_engine, make_session_factory
 from vault.store.migrate import upgrade
 
@@ -86,8 +87,15 @@ class Floor:
 
 
 def head_request(node_url: str) -> tuple[str, int, bytes]:
-    """Host, port and the raw HTTP/1.1 request of one head fetch to ``node_url``."""
-    url = httpx.URL(node_url)
+    """Host, port and the raw HTTP/1.1 request of one head fetch to ``node_url``.
+
+    Raises :class:`InvalidInput` if ``node_url`` is not an http(s) URL with a host."""
+    try:
+        url = httpx.URL(node_url)
+    except httpx.InvalidURL as exc:
+        raise InvalidInput(f"not a node URL: {node_url!r} ({exc})") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise InvalidInput(f"not an http(s) node URL: {node_url!r}")
     host, port = url.host, url.port or (443 if url.scheme == "https" else 80)
     body = json.dumps(_HEAD_REQUEST).encode()
     head = (
