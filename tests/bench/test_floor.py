@@ -57,3 +57,10 @@ def test_a_node_that_does_not_answer_leaves_the_floor_unmeasured_not_the_run_fai
     lines = _floor_lines("http://127.0.0.1:1", alone, seconds=1.0)
     assert len(lines) == 2 and lines[1].startswith("floor at concurrency 1: not measured (")
     assert "127.0.0.1:1" in lines[1]
+
+
+def test_a_cell_that_answered_nothing_leaves_the_floor_unmeasured() -> None:
+    answered = Cell("enforced", 1, latencies=[0.001] * 10, elapsed=0.01)
+    silent = Cell("bare", 1, failures=10, elapsed=0.01)
+    lines = _floor_lines("http://127.0.0.1:1", Row(answered, silent, answered), seconds=1.0)
+    assert lines == ["", "floor at concurrency 1: not measured (a cell answered no request)"]

@@ -39,7 +39,7 @@ from pathlib import Path
 import httpx
 from eth_account import Account
 
-from vault.bench.floor import Floor, audit_commits, floor_lines, head_request
+from vault.bench.floor import SAMPLES, WARM_UP, Floor, audit_commits, floor_lines, head_request
 from vault.bench.stats import percentile_ms
 from vault.demo.client import VaultApi, bearer, photo_files
 from vault.demo.story import SampleData
@@ -50,8 +50,6 @@ CONCURRENCY = (1, 8, 32)
 #: Parts each cell is measured in, interleaved with the other endpoints' (see _measure).
 ROUNDS = 4
 LAG_READERS = 8
-#: Most samples of each part of the floor at concurrency 1.
-FLOOR_SAMPLES = 500
 OBSERVATION = {
     "resourceType": "Observation",
     "status": "final",
@@ -465,8 +463,10 @@ def run(
 def _floor_lines(node_url: str, alone: Row, *, seconds: float) -> list[str]:
     """The floor beside the cells at concurrency 1, or why it could not be measured (the
     floor explains the figures; it is not one of them, so it never fails the run)."""
+    if not (alone.bare.throughput and alone.enforced.throughput):
+        return ["", "floor at concurrency 1: not measured (a cell answered no request)"]
     try:
-        floor = _floor(node_url, samples=FLOOR_SAMPLES, seconds=seconds)
+        floor = _floor(node_url, samples=SAMPLES, seconds=seconds)
     except NodeUnreachable as exc:
         return ["", f"floor at concurrency 1: not measured ({exc.message})"]
     return floor_lines(
@@ -481,7 +481,7 @@ def _floor(node_url: str, *, samples: int, seconds: float) -> Floor:
     host, port, request = head_request(node_url)
     node = Target(host, port, request)
     try:
-        asyncio.run(_load(node, 1, requests=20, seconds=seconds))  # warm-up
+        asyncio.run(_load(node, 1, requests=WARM_UP, seconds=seconds))
         trips = asyncio.run(_load(node, 1, requests=samples, seconds=seconds))
     except (OSError, ValueError, IndexError) as exc:  # refused, closed, not HTTP
         raise NodeUnreachable(f"the chain node at {node_url} did not answer: {exc}") from exc
