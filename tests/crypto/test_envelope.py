@@ -38,15 +38,15 @@ def _context(vector: dict[str, Any]) -> RecordContext:
 
 
 def test_vectors_reproduce(envelope_vectors: list[dict[str, Any]], pattern_random: Any) -> None:
-    """Patient keys of every vector, and format-2 records, come out byte for byte."""
+    """Patient keys of every vector, and format-1 records, come out byte for byte."""
     for vector in envelope_vectors:
         random = pattern_random(vector["random_seed"])
         patient_key, wrapped = new_patient_key(
             _keyring(vector), vector["patient_id"], random=random
         )
         assert wrapped.wrapped.hex() == vector["wrapped_patient_key"]
-        if vector["format"] != 2:
-            continue  # format 1 is read, no longer written
+        if vector["format"] != 1:
+            continue  # format 2 is read, no longer written
         sealed = patient_key.encrypt(
             _context(vector), bytes.fromhex(vector["plaintext"]), random=random
         )
@@ -104,35 +104,36 @@ def test_vectors_open_and_match_bare_aes_gcm(envelope_vectors: list[dict[str, An
             assert opened.hex() == vector["plaintext"]
 
 
-def _format_1_record(
+def _format_2_record(
     key_bytes: bytes, context: RecordContext, plaintext: bytes
 ) -> tuple[bytes, bytes]:
-    """A record sealed as the vault wrote them before format 2 (body, wrapped data key)."""
-    data_key = os.urandom(32)
-    body = seal(data_key, plaintext, context.record_aad(1))
-    return bytes(body), bytes(seal(key_bytes, data_key, context.data_key_aad(1)))
+    """A record sealed as earlier versions wrote format 2 (body, wrapped data key)."""
+    data_key, nonce = os.urandom(32), os.urandom(12)
+    body = AESGCM(data_key).encrypt(bytes(12), plaintext, context.record_aad(2))
+    wrapped = AESGCM(key_bytes).encrypt(nonce, data_key, context.data_key_aad(2))
+    return body, b"\x02" + nonce + wrapped
 
 
-def test_format_1_records_stay_readable_and_cannot_be_relabelled() -> None:
+def test_format_2_records_stay_readable_and_cannot_be_relabelled() -> None:
     keyring = new_keyring()
     key, _wrapped = new_patient_key(keyring, "patient-a")
     context = RecordContext("record-1", "patient-a", 3, CT)
-    body, wrapped_data_key = _format_1_record(key._key, context, b"old record")
+    body, wrapped_data_key = _format_2_record(key._key, context, b"old record")
     assert key.decrypt(context, body, wrapped_data_key) == b"old record"
-    for relabelled in (b"\x02" + wrapped_data_key[1:], b"\x03" + wrapped_data_key[1:]):
+    for relabelled in (b"\x01" + wrapped_data_key[1:], b"\x03" + wrapped_data_key[1:]):
         with pytest.raises(DecryptionFailed):
             key.decrypt(context, body, relabelled)
     fresh = key.encrypt(context, b"new record")
-    assert fresh.wrapped_data_key[0] == 2
-    with pytest.raises(DecryptionFailed):  # a format-2 key relabelled as format 1
-        key.decrypt(context, fresh.ciphertext, b"\x01" + fresh.wrapped_data_key[1:])
+    assert fresh.wrapped_data_key[0] == 1
+    with pytest.raises(DecryptionFailed):  # a format-1 key relabelled as format 2
+        key.decrypt(context, fresh.ciphertext, b"\x02" + fresh.wrapped_data_key[1:])
     with pytest.raises(DecryptionFailed):  # bodies of one format under the other's key
         key.decrypt(context, body, fresh.wrapped_data_key)
     with pytest.raises(DecryptionFailed):
         key.decrypt(context, fresh.ciphertext, wrapped_data_key)
 
 
-def test_format_2_body_is_bare_aes_gcm_with_a_zero_nonce() -> None:
+def test_format_1_record_is_two_seals_with_random_nonces() -> None:
     keyring = new_keyring()
     key, _wrapped = new_patient_key(keyring, "patient-a")
     context = RecordContext("record-1", "patient-a", 2, CT)
@@ -143,13 +144,17 @@ def test_format_2_body_is_bare_aes_gcm_with_a_zero_nonce() -> None:
         return drawn[-1]
 
     sealed = key.encrypt(context, b"body", random=random)
-    assert [len(d) for d in drawn] == [44]  # one draw: data key, wrap nonce
-    data_key, nonce = drawn[0][:32], drawn[0][32:]
-    assert len(sealed.ciphertext) == len(b"body") + 16  # no header, no stored nonce
-    assert AESGCM(data_key).decrypt(bytes(12), sealed.ciphertext, context.record_aad()) == b"body"
-    assert sealed.wrapped_data_key[:13] == b"\x02" + nonce
+    assert [len(d) for d in drawn] == [32, 12, 12]  # data key, body nonce, wrap nonce
+    data_key, body_nonce, wrap_nonce = drawn
+    assert bytes(sealed.ciphertext[:13]) == b"\x01" + body_nonce
+    assert len(sealed.ciphertext) == 13 + len(b"body") + 16
     assert (
-        AESGCM(key._key).decrypt(nonce, sealed.wrapped_data_key[13:], context.data_key_aad())
+        AESGCM(data_key).decrypt(body_nonce, bytes(sealed.ciphertext[13:]), context.record_aad())
+        == b"body"
+    )
+    assert sealed.wrapped_data_key[:13] == b"\x01" + wrap_nonce
+    assert (
+        AESGCM(key._key).decrypt(wrap_nonce, sealed.wrapped_data_key[13:], context.data_key_aad())
         == data_key
     )
 
@@ -205,7 +210,7 @@ def test_every_failure_is_the_same_opaque_error() -> None:
         lambda: key.decrypt(context, ciphertext[:-1], wrapped_data_key),
         lambda: key.decrypt(context, b"", wrapped_data_key),
         lambda: key.decrypt(context, bytes([ciphertext[0] ^ 1]) + ciphertext[1:], wrapped_data_key),
-        lambda: key.decrypt(context, ciphertext, b"\x01" + wrapped_data_key[1:]),  # relabelled
+        lambda: key.decrypt(context, ciphertext, b"\x02" + wrapped_data_key[1:]),  # relabelled
         lambda: key.decrypt(context, ciphertext, b"\x07" + wrapped_data_key[1:]),  # unknown format
         lambda: key.decrypt(context, ciphertext, None),  # shredded data key
         lambda: key.decrypt(context, ciphertext, wrapped_data_key[:-3]),
@@ -290,14 +295,15 @@ def test_property_roundtrip(
     key = unwrap_patient_key(keyring, patient_id, wrapped)
     context = RecordContext(record_id, patient_id, version, content_type)
     sealed = key.encrypt(context, plaintext)
-    assert len(sealed.ciphertext) == len(plaintext) + TAG_BYTES
+    assert len(sealed.ciphertext) == 1 + 12 + len(plaintext) + TAG_BYTES
     assert key.decrypt(context, sealed.ciphertext, sealed.wrapped_data_key) == plaintext
     # the inlined AAD encoding equals the reference one (associated_data) for any text
     wrapped_data_key = sealed.wrapped_data_key
     data_key = AESGCM(key._key).decrypt(
         wrapped_data_key[1:13], wrapped_data_key[13:], context.data_key_aad()
     )
-    assert AESGCM(data_key).decrypt(bytes(12), sealed.ciphertext, context.record_aad()) == plaintext
+    body = bytes(sealed.ciphertext)
+    assert AESGCM(data_key).decrypt(body[1:13], body[13:], context.record_aad()) == plaintext
 
 
 @settings(max_examples=150, deadline=None)

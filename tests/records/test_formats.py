@@ -1,5 +1,6 @@
-"""Record formats on a real database: format-1 versions written before format 2 stay
-readable; the patient-key cache never outlives what the database says."""
+"""Record formats on a real database: format-2 versions (written by earlier versions of
+the vault) stay readable beside format 1; the patient-key cache never outlives what the
+database says."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.orm import Session, sessionmaker
 
-from vault.crypto.aead import seal
 from vault.crypto.envelope import RecordContext, WrappedPatientKey, unwrap_patient_key
 from vault.crypto.keyring import StaticKeyring
 from vault.errors import RecordDeleted
@@ -23,14 +24,14 @@ from vault.store.record_models import PatientRow, RecordVersionRow
 Obs = Callable[..., dict[str, Any]]
 
 
-def _downgrade_to_format_1(
+def _restore_as_format_2(
     service: RecordService,
     blobs: LocalBlobStore,
     keyring: StaticKeyring,
     patient_id: str,
     record_id: str,
 ) -> None:
-    """Re-store version 1 of ``record_id`` exactly as the vault wrote records before format 2."""
+    """Re-store version 1 of ``record_id`` exactly as earlier versions wrote format 2."""
     with transaction(service._sessions) as session:
         version = session.get(RecordVersionRow, (record_id, 1))
         assert version is not None and version.blob_key is not None
@@ -44,11 +45,13 @@ def _downgrade_to_format_1(
         )
         context = RecordContext(record_id, patient.id, 1, version.content_type)
         plaintext = key.decrypt(context, blobs.get(version.blob_key), version.wrapped_data_key)
-        data_key = os.urandom(32)
-        body = bytes(seal(data_key, plaintext, context.record_aad(1)))
+        data_key, nonce = os.urandom(32), os.urandom(12)
+        body = AESGCM(data_key).encrypt(bytes(12), plaintext, context.record_aad(2))
         blobs.put(version.blob_key, body)
         version.sha256 = hashlib.sha256(body).hexdigest()
-        version.wrapped_data_key = bytes(seal(key._key, data_key, context.data_key_aad(1)))
+        version.wrapped_data_key = (
+            b"\x02" + nonce + AESGCM(key._key).encrypt(nonce, data_key, context.data_key_aad(2))
+        )
 
 
 def _wrapped_data_key(service: RecordService, record_id: str, version: int) -> bytes:
@@ -58,7 +61,7 @@ def _wrapped_data_key(service: RecordService, record_id: str, version: int) -> b
         return row.wrapped_data_key
 
 
-def test_format_1_versions_stay_readable_and_updates_write_format_2(
+def test_format_2_versions_stay_readable_and_updates_write_format_1(
     service: RecordService,
     patient: str,
     blobs: LocalBlobStore,
@@ -66,16 +69,16 @@ def test_format_1_versions_stay_readable_and_updates_write_format_2(
     make_observation: Obs,
 ) -> None:
     info = service.put_record(patient_id=patient, resource=make_observation(61))
-    assert _wrapped_data_key(service, info.record_id, 1)[0] == 2
-    _downgrade_to_format_1(service, blobs, keyring, patient, info.record_id)
     assert _wrapped_data_key(service, info.record_id, 1)[0] == 1
+    _restore_as_format_2(service, blobs, keyring, patient, info.record_id)
+    assert _wrapped_data_key(service, info.record_id, 1)[0] == 2
     stored = service.get_record(patient_id=patient, record_id=info.record_id)
     assert stored.resource()["valueQuantity"]["value"] == 61
     assert service.verify(deep=True).problems == []
     service.update_record(
         patient_id=patient, record_id=info.record_id, resource=make_observation(62)
     )
-    assert _wrapped_data_key(service, info.record_id, 2)[0] == 2
+    assert _wrapped_data_key(service, info.record_id, 2)[0] == 1
     old = service.get_record(patient_id=patient, record_id=info.record_id, version=1)
     new = service.get_record(patient_id=patient, record_id=info.record_id)
     assert old.resource()["valueQuantity"]["value"] == 61

@@ -66,8 +66,8 @@ def bench_encryption(echo: Echo, *, seconds: float = 0.4, rounds: int = 3) -> No
         " (keyed by the wrapped bytes of the row), RecordContext,"
     )
     echo(
-        "             fresh 256-bit data key + wrap nonce (one urandom), AES-256-GCM of the"
-        " body under the data key, data key wrapped under the patient key (format 2)"
+        "             fresh 256-bit data key and two random nonces, AES-256-GCM of the"
+        " body under the data key, data key wrapped under the patient key (format 1)"
     )
     echo("  bare     = AESGCM(key).encrypt/decrypt from `cryptography`, key object reused,")
     echo("             fresh os.urandom(12) nonce per encrypt, same plaintext and AAD size")

@@ -5,7 +5,8 @@ record body of format 1) has the layout::
 
     format (1 byte, 0x01) || nonce (12 bytes, random) || AES-256-GCM ciphertext || tag (16)
 
-Record bodies and data keys of format 2 are laid out by :mod:`vault.crypto.envelope`.
+Record bodies and data keys of format 2 (read only) are laid out by
+:mod:`vault.crypto.envelope`.
 Associated data is never stored: the reader rebuilds it from what it expects (record id,
 patient, version, content type...), so a ciphertext moved anywhere else fails to open.
 Every failure to open raises the one opaque :class:`~vault.errors.DecryptionFailed`.
@@ -79,13 +80,19 @@ def seal(
 
     ``reuse`` marks a long-lived key (a master key) whose key schedule may be cached.
     """
+    return seal_with(long_lived(key) if reuse else AESGCM(key), plaintext, aad, random=random)
+
+
+def seal_with(
+    cipher: AESGCM, plaintext: bytes, aad: bytes, *, random: Random = os.urandom
+) -> bytearray:
+    """:func:`seal` with a ready cipher (a cached patient key's)."""
     nonce = random(NONCE_BYTES)
     if len(nonce) != NONCE_BYTES:
         raise ValueError("random source returned a short nonce")
     out = bytearray(HEADER_BYTES + len(plaintext) + TAG_BYTES)
     out[0] = FORMAT_V1
     out[1:HEADER_BYTES] = nonce
-    cipher = long_lived(key) if reuse else AESGCM(key)
     cipher.encrypt_into(nonce, plaintext, aad, memoryview(out)[HEADER_BYTES:])
     return out
 

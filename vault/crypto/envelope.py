@@ -12,17 +12,15 @@
 
 Record formats. The first byte of the wrapped data key names the format of the version;
 the format is also part of both purposes in the associated data, so relabelling a wrapped
-key with another format byte makes it fail to open. Format 2 is written, both are read.
+key with another format byte makes it fail to open. Format 1 is written, both are read.
 
-- **Format 2**: wrapped data key = ``0x02 || nonce (12, random) || AES-256-GCM(patient
-  key, data key) || tag``, purpose ``data-key/2``; body = ``AES-256-GCM(data key, nonce =
-  12 zero bytes) || tag``, purpose ``record/2``, with no header (nothing to copy the body
-  behind). The fixed nonce is safe because a data key is random, fresh for every version
-  and seals exactly one body: GCM needs a (key, nonce) pair never to repeat, and a
-  single-use key never repeats a pair (the AWS Encryption SDK derives a key per message
-  for the same reason). The data key and the wrap nonce come from one random draw.
 - **Format 1**: data key and body each sealed by :func:`~vault.crypto.aead.seal`
   (``0x01 || random nonce || ciphertext || tag``), purposes ``data-key/1``, ``record/1``.
+- **Format 2** (read only; written for a while by earlier versions): wrapped data key =
+  ``0x02 || nonce (12, random) || AES-256-GCM(patient key, data key) || tag``, purpose
+  ``data-key/2``; body = ``AES-256-GCM(data key, nonce = 12 zero bytes) || tag``, purpose
+  ``record/2``, with no header. The fixed nonce was safe because each data key is random
+  and seals exactly one body.
 
 Every failure to open anything raises the one opaque :class:`~vault.errors.DecryptionFailed`.
 """
@@ -50,6 +48,7 @@ from vault.crypto.aead import (
     open_sealed_with,
     purpose_prefix,
     seal,
+    seal_with,
 )
 from vault.crypto.keyring import MasterKeyring
 from vault.errors import DecryptionFailed
@@ -65,8 +64,6 @@ _DATA_KEY_V1 = purpose_prefix(PURPOSE_DATA_KEY[FORMAT_V1])
 _DATA_KEY_V2 = purpose_prefix(PURPOSE_DATA_KEY[FORMAT_V2])
 _RECORD_V1 = purpose_prefix(PURPOSE_RECORD[FORMAT_V1])
 _RECORD_V2 = purpose_prefix(PURPOSE_RECORD[FORMAT_V2])
-_V2_HEADER = bytes([FORMAT_V2])
-_V2_DRAW = KEY_BYTES + NONCE_BYTES
 _ZERO_NONCE = bytes(NONCE_BYTES)
 
 
@@ -90,7 +87,7 @@ class RecordContext(NamedTuple):
     version: int
     content_type: str
 
-    def record_aad(self, record_format: int = FORMAT_V2) -> bytes:
+    def record_aad(self, record_format: int = FORMAT_V1) -> bytes:
         """The body's associated data (reference encoding, see :func:`associated_data`)."""
         return associated_data(
             PURPOSE_RECORD[record_format],
@@ -100,7 +97,7 @@ class RecordContext(NamedTuple):
             self.content_type,
         )
 
-    def data_key_aad(self, record_format: int = FORMAT_V2) -> bytes:
+    def data_key_aad(self, record_format: int = FORMAT_V1) -> bytes:
         """The wrapped data key's associated data (reference encoding)."""
         return associated_data(
             PURPOSE_DATA_KEY[record_format], self.record_id, self.patient_id, str(self.version)
@@ -115,7 +112,7 @@ class WrappedPatientKey(NamedTuple):
 class SealedRecord(NamedTuple):
     """A sealed record version: the body to store as a blob, the key for its row."""
 
-    ciphertext: bytes
+    ciphertext: bytes | bytearray
     wrapped_data_key: bytes
 
 
@@ -136,25 +133,27 @@ class PatientKey:
     def encrypt(
         self, context: RecordContext, plaintext: bytes, *, random: Random = os.urandom
     ) -> SealedRecord:
-        """Seal ``plaintext`` (format 2) under a fresh data key, wrapped under this key.
+        """Seal ``plaintext`` (format 1) under a fresh data key, wrapped under this key.
 
-        Draws ``random(44)`` once: the data key (32 bytes), then the wrap nonce (12).
+        Draws ``random(32)`` (the data key), then the body's nonce and the wrap's (12 each).
         """
         record_id, patient_id, version, content_type = context
         if patient_id != self.patient_id:
             raise ValueError("record context names another patient")
-        fresh = random(_V2_DRAW)
-        if len(fresh) != _V2_DRAW:
+        data_key = random(KEY_BYTES)
+        if len(data_key) != KEY_BYTES:
             raise ValueError("random source returned too few bytes")
-        data_key, nonce = fresh[:KEY_BYTES], fresh[KEY_BYTES:]
         # record id, patient id, version: what both AADs share, encoded once (the same
         # bytes as associated_data; tests check it).
         shared = encode_field(record_id) + self._patient_field + _version(version)
-        body = AESGCM(data_key).encrypt(
-            _ZERO_NONCE, plaintext, _RECORD_V2 + shared + _content_type_field(content_type)
+        body = seal(
+            data_key,
+            plaintext,
+            _RECORD_V1 + shared + _content_type_field(content_type),
+            random=random,
         )
-        wrapped = self._cipher.encrypt(nonce, data_key, _DATA_KEY_V2 + shared)
-        return SealedRecord(body, _V2_HEADER + nonce + wrapped)
+        wrapped = seal_with(self._cipher, data_key, _DATA_KEY_V1 + shared, random=random)
+        return SealedRecord(body, bytes(wrapped))
 
     def decrypt(
         self,
@@ -162,7 +161,7 @@ class PatientKey:
         ciphertext: bytes | bytearray | memoryview,
         wrapped_data_key: bytes | None,
     ) -> bytes:
-        """Open a record version of format 2 or 1. ``wrapped_data_key`` None: shredded.
+        """Open a record version of format 1 or 2. ``wrapped_data_key`` None: shredded.
 
         Raises :class:`DecryptionFailed` for every failure, whatever its cause.
         """
