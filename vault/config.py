@@ -106,15 +106,6 @@ class Settings(BaseSettings):
     anchor_interval_seconds: float = Field(
         default=60.0, ge=0, description="Anchor the audit log this often (0: only on demand)."
     )
-    bench_endpoints: bool = Field(
-        default=False,
-        description=(
-            "Mount /bench/bare (the no-checks baseline of `vault bench api`), /bench/records"
-            " (a record read with no checks but the operator's token, its second baseline)"
-            " and /bench/cpu (the process's CPU clock, which the bench reads); not for"
-            " production use."
-        ),
-    )
 
     # --- biometrics ------------------------------------------------------------------
     face_max_photo_bytes: int = Field(default=15_000_000, gt=0, description="Largest photo.")
@@ -129,11 +120,15 @@ class Settings(BaseSettings):
     )
     face_detector_model: str = Field(default="hog", pattern="^(hog|cnn)$")
     face_detector_upsample: int = Field(default=1, ge=0, le=2)
-    face_min_match_score: float = Field(
-        default=0.2446,
+    face_min_match_score: float | None = Field(
+        default=None,
         ge=-1.0,
         le=1.0,
-        description="Score a face must exceed after opening its template (FMR 0.1 % on lfw-dev).",
+        description=(
+            "Score a face must exceed after opening its template, for every enrollment "
+            "size; unset: the shipped per-size thresholds (vault/biometrics/data/"
+            "operating_point.json, FMR 0.1 % at the 80 % bound on lfw-dev)."
+        ),
     )
     face_lockout_threshold: int = Field(
         default=5, ge=1, description="Consecutive failed verifications before backoff."

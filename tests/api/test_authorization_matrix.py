@@ -149,7 +149,6 @@ def served_routes(client: TestClient) -> set[tuple[str, str]]:
     return {
         (method.upper(), path)
         for path, operations in paths.items()
-        if not path.startswith("/bench/")
         for method in operations
     }
 

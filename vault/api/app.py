@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from vault import __version__
 from vault.api.errors import install_error_handlers
 from vault.api.limits import RequestSizeLimit
-from vault.api.routes import admin, bench, health, patients, providers, records
+from vault.api.routes import admin, health, patients, providers, records
 from vault.audit.anchoring import anchor_audit_log
 from vault.housekeeping import Housekeeping, Job
 from vault.runtime import Vault
@@ -78,10 +78,6 @@ def create_app(
     app.state.services = built
     install_error_handlers(app)
     app.add_middleware(RequestSizeLimit, max_bytes=vault.settings.max_request_bytes)
-    if settings.bench_endpoints:
-        # First, so the baseline pays the least routing (routes are matched in order):
-        # the enforced read is compared with the cheapest way to send the same bytes.
-        app.include_router(bench.router)
     # Providers' routes before patients' ones: the provider read is the hot path, and
     # every route ahead of it is one more pattern tried on every read.
     for module in (health, providers, patients, records, admin):

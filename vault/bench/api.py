@@ -1,27 +1,25 @@
-"""``vault bench api``: the cost of enforcement, and the revoke-to-deny lag, over loopback.
+"""``vault bench api``: the enforced provider read against the same bytes with no checks,
+on each deployment shape, and the revoke-to-deny result of each.
 
-Against a running vault started with ``VAULT_BENCH_ENDPOINTS=true``:
+For every shape (:mod:`vault.bench.shapes`: SQLite with one process, PostgreSQL with one
+and with two, and optionally an older commit's code on SQLite), a vault is served fresh on
+loopback and then:
 
-1. Setup through the API (as ``vault demo`` does): a patient enrolls, stores one
+1. Setup through the API (as ``vault demo`` does): a patient enrolls and stores one
    Observation; the operator registers a fresh provider; it signs in, asks, the patient
    approves with a photo.
 2. At concurrency 1, 8 and 32, the authorized provider read
    ``GET /provider/patients/{h}/records/{id}?purpose=TREAT`` (token, consent decision for
-   the chain head fetched after the read arrived, decrypt, audit append committed) and
-   ``GET /bench/bare?size=N`` (the same number of bytes through the same HTTP stack with
-   no checks at all) and ``GET /bench/records/{h}/{id}`` (the same record, read and
-   decrypted from the store, answered in the same bytes, with none of the read's checks),
-   each for at most ``requests`` requests or ``seconds`` seconds.
-3. With the vault's chain node known (``node_url``), the floor at concurrency 1
-   (:mod:`vault.bench.floor`): the node's round trip and one audit commit, each measured
-   alone, added to the bare request's time, and the highest ratio that leaves.
-4. Under load (8 readers), the patient revokes; every read that *starts* after the
-   revoke's response (which the vault sends after the receipt) must be refused. The lag is
-   reported in blocks: the revoke's block and the chain head at the next read.
+   the chain head fetched after the read arrived, decrypt, audit entry committed) and
+   ``GET /bench/records/{h}/{id}`` (the same record read and decrypted from the store and
+   answered in the same bytes, with none of the read's checks; :mod:`vault.bench.app`),
+   each cell in rounds interleaved with the other endpoint's.
+3. Under load (8 readers), the patient revokes; every read that *starts* after the
+   revoke's response must be refused. The lag is reported in blocks.
 
 The load client is a minimal HTTP/1.1 keep-alive client on asyncio streams (one
 connection per concurrent client) so that the client's own CPU, which shares the
-machine's cores with the server, weighs as little as possible on both figures.
+machine's cores with the server, weighs as little as possible on the figures.
 """
 
 from __future__ import annotations
@@ -39,7 +37,7 @@ from pathlib import Path
 import httpx
 from eth_account import Account
 
-from vault.bench.floor import SAMPLES, WARM_UP, Floor, audit_commits, floor_lines, head_request
+from vault.bench.shapes import Shape, checkout_of, serve
 from vault.bench.stats import percentile_ms
 from vault.demo.client import VaultApi, bearer, photo_files
 from vault.demo.story import SampleData
@@ -47,9 +45,12 @@ from vault.errors import VaultError
 
 Echo = Callable[[str], None]
 CONCURRENCY = (1, 8, 32)
-#: Parts each cell is measured in, interleaved with the other endpoints' (see _measure).
+#: Parts each cell is measured in, interleaved with the other endpoint's (see _measure).
 ROUNDS = 4
 LAG_READERS = 8
+#: The issue's targets, for the shape they are set on (PostgreSQL, two processes).
+TARGET_P99_MS = 20.0
+TARGET_RATIO = 0.7
 OBSERVATION = {
     "resourceType": "Observation",
     "status": "final",
@@ -58,26 +59,14 @@ OBSERVATION = {
 }
 
 
-class BenchEndpointsOff(VaultError):
-    """The vault does not serve ``/bench/bare``: start it with ``VAULT_BENCH_ENDPOINTS=true``."""
-
-    code = "bench_endpoints_off"
-
-
 class BenchMismatch(VaultError):
-    """Two endpoints the bench compares did not answer the same bytes."""
+    """The two endpoints the bench compares did not answer the same bytes."""
 
     code = "bench_mismatch"
 
 
-class NodeUnreachable(VaultError):
-    """The chain node named for the floor did not answer its head requests."""
-
-    code = "node_unreachable"
-
-
 class RevokeNotEnforced(VaultError):
-    """A read that started after the revoke's receipt was allowed."""
+    """A read that started after the revoke's response was allowed."""
 
     code = "revoke_not_enforced"
 
@@ -91,17 +80,10 @@ class Cell:
     latencies: list[float] = field(default_factory=list)
     failures: int = 0
     elapsed: float = 0.0
-    server_cpu: float = math.nan  # seconds of the vault process's CPU during the cell
 
     @property
     def throughput(self) -> float:
         return len(self.latencies) / self.elapsed if self.elapsed else 0.0
-
-    @property
-    def cpu_ms_per_request(self) -> float:
-        """The server's CPU per answered request (every request of the cell counts)."""
-        answered = len(self.latencies) + self.failures
-        return 1000 * self.server_cpu / answered if answered else math.nan
 
     def percentile_ms(self, q: float) -> float:
         """Nearest-rank percentile, in milliseconds."""
@@ -241,13 +223,6 @@ def _set_up(api: VaultApi, admin_token: str, sample: SampleData) -> Story:
     api.approve(patient, str(request["request_id"]), sample.probe_photo)
     read_path = f"/provider/patients/{handle}/records/{record['record_id']}?purpose=TREAT"
     body = api.call("GET", read_path, step="read once", token=provider).content
-    probe = api.call(
-        "GET", f"/bench/bare?size={len(body)}", step="reach the bare endpoint", expect=(200, 404)
-    )
-    if probe.status_code == 404:
-        raise BenchEndpointsOff(
-            "the vault does not serve /bench/bare: restart it with VAULT_BENCH_ENDPOINTS=true"
-        )
     unchecked_path = f"/bench/records/{handle}/{record['record_id']}"
     unchecked = api.call(
         "GET", unchecked_path, step="read the same record unchecked", token=admin_token
@@ -326,239 +301,42 @@ async def _revoke_under_load(
     )
 
 
-#: Readers of the sustained run (``--sustain``), and the window its worst p99 is taken over.
-SUSTAIN_READERS = 32
-SUSTAIN_WINDOW_SECONDS = 0.5
-
-
-@dataclass
-class Sustained:
-    """The enforced read held at :data:`SUSTAIN_READERS` for a while: the whole run's
-    latency distribution, and its worst window."""
-
-    seconds: float
-    reads: list[Read]
-
-    def percentile_ms(self, q: float) -> float:
-        return percentile_ms((r.elapsed for r in self.reads if r.status == 200), q)
-
-    def worst_window(self) -> tuple[float, float]:
-        """(start in seconds, p99 in ms) of the window whose reads had the highest p99."""
-        if not self.reads:
-            return 0.0, math.nan
-        first = min(r.started for r in self.reads)
-        windows: dict[int, list[float]] = {}
-        for r in self.reads:
-            windows.setdefault(int((r.started - first) / SUSTAIN_WINDOW_SECONDS), []).append(
-                r.elapsed
-            )
-        worst, p99 = 0, 0.0
-        for index, elapsed in windows.items():
-            value = percentile_ms(elapsed, 99)
-            if value > p99:
-                worst, p99 = index, value
-        return worst * SUSTAIN_WINDOW_SECONDS, p99
-
-
-async def _sustain(target: Target, seconds: float) -> Sustained:
-    log: list[Read] = []
-    await _load(target, SUSTAIN_READERS, requests=10**9, seconds=seconds, log=log)
-    return Sustained(seconds, log)
-
-
-def _sustained_lines(run: Sustained) -> list[str]:
-    errors = sum(r.status != 200 for r in run.reads)
-    at, worst = run.worst_window()
-    return [
-        "",
-        f"sustained enforced read, {SUSTAIN_READERS} readers for {run.seconds:g} s (the "
-        "server's own schedule, such as anchoring the audit log, runs meanwhile):",
-        f"  reads {len(run.reads)} ({len(run.reads) / run.seconds:.0f}/s), errors {errors}; "
-        f"p50 {run.percentile_ms(50):.2f} ms, p99 {run.percentile_ms(99):.2f} ms, "
-        f"p99.9 {run.percentile_ms(99.9):.2f} ms, max {run.percentile_ms(100):.2f} ms",
-        f"  slowest {SUSTAIN_WINDOW_SECONDS:g} s window: p99 {worst:.2f} ms, {at:g} s in",
-    ]
-
-
-def run(
-    *,
-    base_url: str,
-    admin_token: str,
-    sample: SampleData,
-    requests: int,
-    seconds: float,
-    echo: Echo,
-    sustain: float = 0.0,
-    node_url: str | None = None,
-) -> None:
-    """Set up, measure, print. Raises ``RevokeNotEnforced`` (after printing) if the lag is not 0.
-
-    ``sustain`` > 0 also holds the enforced read at concurrency 32 that many seconds
-    (before the revoke): long enough, it shows what the server's periodic work (audit
-    anchoring, every 60 s by default) does to the tail, which no short cell sees.
-
-    ``node_url`` (the vault's chain node) adds the floor at concurrency 1
-    (:mod:`vault.bench.floor`): the node's round trip and one audit commit, each measured
-    alone, after the cells.
-    """
-    if node_url is not None:
-        head_request(node_url)  # a malformed URL is refused before anything is measured
-    with VaultApi(base_url) as api:
-        api.health()
-        echo(f"vault bench api: {api.base_url} over loopback")
-        echo(
-            "setup: enroll a patient, store an Observation, register a provider, sign in, "
-            "request, approve ..."
-        )
-        story = _set_up(api, admin_token, sample)
-        enforced = Target.get(base_url, story.read_path, story.provider_token)
-        bare = Target.get(base_url, f"/bench/bare?size={story.body_bytes}")
-        unchecked = Target.get(base_url, story.unchecked_path, admin_token)
-        echo(
-            f"enforced: GET /provider/patients/{{h}}/records/{{id}}?purpose=TREAT, "
-            f"{story.body_bytes} bytes (bearer token, account + record lookup, decrypt, "
-            "chain head fetched after the read arrived and the consent decision for that block, "
-            "audit entry committed before the response)"
-        )
-        echo(
-            f"bare:     GET /bench/bare?size={story.body_bytes}, the same number of bytes through "
-            "the same HTTP stack, no token, database, chain or crypto"
-        )
-        echo(
-            "unchecked: GET /bench/records/{h}/{id}, the same record and bytes read and "
-            "decrypted from the store (account + record lookup, decrypt), with none of the "
-            "read's checks: no provider token, chain or audit (the operator's token only)"
-        )
-        echo(
-            f"each cell: at most {requests} requests or {seconds:g} s, after a 20-request "
-            f"warm-up, in {ROUNDS} rounds interleaved with the other endpoints' cells; one "
-            "keep-alive connection per concurrent client"
-        )
-        with _collector_off():
-            cells = asyncio.run(
-                _measure(
-                    (enforced, bare, unchecked), ServerCpu(api), requests=requests, seconds=seconds
-                )
-            )
-            for line in _table(cells):
-                echo(line)
-            if node_url is not None:
-                for line in _floor_lines(node_url, cells[0], seconds=seconds):
-                    echo(line)
-            if sustain > 0:
-                held = asyncio.run(_sustain(enforced, sustain))
-                for line in _sustained_lines(held):
-                    echo(line)
-            lag = asyncio.run(
-                _revoke_under_load(base_url, story, sample.probe_photo, seconds=seconds)
-            )
-    for line in _lag_lines(lag):
-        echo(line)
-    if lag.lag_blocks != 0 or lag.allowed_after:
-        raise RevokeNotEnforced(
-            f"{lag.allowed_after} reads started after the revoke's receipt were allowed"
-        )
-
-
-def _floor_lines(node_url: str, alone: Row, *, seconds: float) -> list[str]:
-    """The floor beside the cells at concurrency 1, or why it could not be measured (the
-    floor explains the figures; it is not one of them, so it never fails the run)."""
-    if not (alone.bare.throughput and alone.enforced.throughput):
-        return ["", "floor at concurrency 1: not measured (a cell answered no request)"]
-    try:
-        floor = _floor(node_url, samples=SAMPLES, seconds=seconds)
-    except NodeUnreachable as exc:
-        return ["", f"floor at concurrency 1: not measured ({exc.message})"]
-    return floor_lines(
-        floor,
-        bare_ms=1000 / alone.bare.throughput,
-        enforced_ms=1000 / alone.enforced.throughput,
-    )
-
-
-def _floor(node_url: str, *, samples: int, seconds: float) -> Floor:
-    """Both parts of the floor, one after the other (each measured alone)."""
-    host, port, request = head_request(node_url)
-    node = Target(host, port, request)
-    try:
-        asyncio.run(_load(node, 1, requests=WARM_UP, seconds=seconds))
-        trips = asyncio.run(_load(node, 1, requests=samples, seconds=seconds))
-    except (OSError, ValueError, IndexError) as exc:  # refused, closed, not HTTP
-        raise NodeUnreachable(f"the chain node at {node_url} did not answer: {exc}") from exc
-    if trips.failures or not trips.latencies:
-        raise NodeUnreachable(
-            f"the chain node at {node_url} failed {trips.failures} of "
-            f"{trips.failures + len(trips.latencies)} head requests"
-        )
-    commits = audit_commits(samples=samples, seconds=seconds)
-    return Floor(
-        node_round_trip_ms=percentile_ms(trips.latencies, 50),
-        audit_commit_ms=percentile_ms(commits, 50),
-        round_trips=len(trips.latencies),
-        commits=len(commits),
-    )
-
-
-@contextmanager
-def _collector_off() -> Iterator[None]:
-    """This load client's own garbage collector, off while it measures.
-
-    The client has much of the vault imported (web3, FHIR models), and a full collection
-    walked all of it: in one run, four of them, up to 113 ms each, every request in flight
-    stalled and counted in whichever cell was running. The heap built so far is frozen
-    and collection is off until the measurement ends; what the measurement itself leaves
-    is freed by reference counting (a load client builds no cycles worth collecting).
-    """
-    gc.collect()
-    gc.freeze()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-        gc.unfreeze()
-
-
-class ServerCpu:
-    """The vault's own CPU meter (``GET /bench/cpu``), read between cells."""
-
-    def __init__(self, api: VaultApi) -> None:
-        self._api = api
-
-    def seconds(self) -> float:
-        reply = self._api.call(
-            "GET", "/bench/cpu", step="read the vault's CPU meter", expect=(200, 404)
-        )
-        if reply.status_code == 404:
-            raise BenchEndpointsOff(
-                "the vault does not serve /bench/cpu: restart it with VAULT_BENCH_ENDPOINTS=true"
-            )
-        return float(reply.json()["process_cpu_seconds"])
-
-
 @dataclass
 class Row:
-    """The three endpoints at one concurrency."""
+    """Both endpoints at one concurrency."""
 
     enforced: Cell
-    bare: Cell
     unchecked: Cell
 
+    @property
+    def ratio(self) -> float:
+        if not self.unchecked.throughput:
+            return math.nan
+        return self.enforced.throughput / self.unchecked.throughput
 
-async def _measure(
-    targets: tuple[Target, Target, Target], meter: ServerCpu, *, requests: int, seconds: float
-) -> list[Row]:
-    """Enforced, bare and unchecked cells at each concurrency.
 
-    Each cell is run in :data:`ROUNDS` parts, interleaved (enforced, bare, unchecked,
-    enforced, ...), so that something else slowing the machine for a moment (the two
-    cores are shared with the load client, the chain node and whatever else runs) weighs
-    on all three endpoints alike instead of on whichever cell it happened to hit.
+@dataclass
+class ShapeResult:
+    shape: Shape
+    rows: list[Row]
+    lag: LagResult
+    body_bytes: int
+
+    def at(self, concurrency: int) -> Row | None:
+        return next((r for r in self.rows if r.enforced.concurrency == concurrency), None)
+
+
+async def _measure(targets: tuple[Target, Target], *, requests: int, seconds: float) -> list[Row]:
+    """Enforced and unchecked cells at each concurrency.
+
+    Each cell is run in :data:`ROUNDS` parts, interleaved (enforced, unchecked, enforced,
+    ...), so that something else slowing the machine for a moment (the two cores are
+    shared with the load client, the chain node and the database) weighs on both
+    endpoints alike instead of on whichever cell it happened to hit.
     """
-    labels = ("enforced", "bare", "unchecked")
     rows = []
     for concurrency in CONCURRENCY:
-        cells = [Cell(label=label, concurrency=concurrency, server_cpu=0.0) for label in labels]
+        cells = [Cell(label=label, concurrency=concurrency) for label in ("enforced", "unchecked")]
         # Each endpoint's clients keep their connections from the warm-up to the last
         # round, so no round pays for connecting (or counts it in its latencies).
         connections = [await _connect(target, concurrency) for target in targets]
@@ -567,7 +345,6 @@ async def _measure(
                 await _load(target, concurrency, requests=20, seconds=seconds, connections=kept)
             for _ in range(ROUNDS):
                 for cell, target, kept in zip(cells, targets, connections, strict=True):
-                    before = meter.seconds()
                     part = await _load(
                         target,
                         concurrency,
@@ -575,8 +352,6 @@ async def _measure(
                         seconds=seconds / ROUNDS,
                         connections=kept,
                     )
-                    # The meter's own two requests are in the figure too: a few hundred µs.
-                    cell.server_cpu += meter.seconds() - before
                     cell.latencies += part.latencies
                     cell.failures += part.failures
                     cell.elapsed += part.elapsed
@@ -588,59 +363,169 @@ async def _measure(
     return rows
 
 
-def _ratio(cell: Cell, baseline: Cell) -> float:
-    return cell.throughput / baseline.throughput if baseline.throughput else math.nan
+@contextmanager
+def _collector_off() -> Iterator[None]:
+    """This load client's own garbage collector, off while it measures (a full collection
+    of its heap, which has much of the vault imported, stalled every request in flight
+    and landed in whichever cell was running). What the measurement leaves is freed by
+    reference counting."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
+def measure_shape(
+    base_url: str, admin_token: str, sample: SampleData, *, requests: int, seconds: float
+) -> tuple[list[Row], LagResult, int]:
+    """Set up a story on a served vault, measure both endpoints, then the revoke."""
+    with VaultApi(base_url) as api:
+        api.health()
+        story = _set_up(api, admin_token, sample)
+    enforced = Target.get(base_url, story.read_path, story.provider_token)
+    unchecked = Target.get(base_url, story.unchecked_path, admin_token)
+    with _collector_off():
+        rows = asyncio.run(_measure((enforced, unchecked), requests=requests, seconds=seconds))
+        lag = asyncio.run(_revoke_under_load(base_url, story, sample.probe_photo, seconds=seconds))
+    return rows, lag, story.body_bytes
+
+
+def default_shapes(database_url: str | None, workers: list[int]) -> list[Shape]:
+    """SQLite with one process; with a PostgreSQL server, each of ``workers`` processes."""
+    shapes = [Shape("sqlite", 1)]
+    if database_url is not None:
+        shapes += [Shape("postgresql", n) for n in workers]
+    return shapes
+
+
+def run(
+    *,
+    project_root: Path,
+    sample: SampleData,
+    shapes: list[Shape],
+    database_url: str | None,
+    baseline_ref: str | None,
+    requests: int,
+    seconds: float,
+    echo: Echo,
+) -> list[ShapeResult]:
+    """Serve and measure each shape (and ``baseline_ref``'s code on SQLite with one
+    process), print the tables. Raises ``RevokeNotEnforced`` (after printing) when a read
+    started after a revoke's response was allowed on any shape."""
+    echo("vault bench api: each shape served fresh on loopback (its own data, chain, database)")
+    echo(
+        "enforced:  GET /provider/patients/{h}/records/{id}?purpose=TREAT (bearer token, "
+        "account + record lookup, decrypt, chain head fetched after the read arrived and the "
+        "consent decision for that block, audit entry committed before the response)"
+    )
+    echo(
+        "unchecked: GET /bench/records/{h}/{id}, the same record and bytes read and decrypted "
+        "from the store, none of the read's checks (the operator's token only)"
+    )
+    echo(
+        f"each cell: at most {requests} requests or {seconds:g} s after a 20-request warm-up, "
+        f"in {ROUNDS} rounds interleaved with the other endpoint's; one keep-alive "
+        "connection per concurrent client"
+    )
+    results: list[ShapeResult] = []
+    with _baseline(project_root, baseline_ref) as baseline:
+        for shape in [*shapes, *baseline]:
+            echo(f"\n== {shape.label}: starting ...")
+            with serve(shape, project_root=project_root, database_url=database_url) as served:
+                rows, lag, body = measure_shape(
+                    served.base_url,
+                    served.admin_token,
+                    sample,
+                    requests=requests,
+                    seconds=seconds,
+                )
+            result = ShapeResult(shape, rows, lag, body)
+            results.append(result)
+            for line in _shape_lines(result):
+                echo(line)
+    for line in _summary_lines(results):
+        echo(line)
+    failed = [r for r in results if r.lag.lag_blocks != 0 or r.lag.allowed_after]
+    if failed:
+        raise RevokeNotEnforced(
+            "reads started after the revoke's response were allowed on "
+            + ", ".join(r.shape.label for r in failed)
+        )
+    return results
+
+
+@contextmanager
+def _baseline(project_root: Path, ref: str | None) -> Iterator[list[Shape]]:
+    if ref is None:
+        yield []
+        return
+    with checkout_of(project_root, ref) as where:
+        yield [Shape("sqlite", 1, checkout=where, ref=ref[:7])]
 
 
 def _columns(label: str) -> str:
-    """The header of :func:`_cell`'s columns; ``label`` names the throughput column."""
     return f"{label:>{len(label)}} {'p50 ms':>7} {'p99 ms':>7} {'n':>6} {'err':>4}"
 
 
 def _cell(cell: Cell, label: str) -> str:
-    """Throughput, p50, p99, answered and failed requests, under :func:`_columns`."""
     return (
         f"{cell.throughput:>{len(label)}.0f} {cell.percentile_ms(50):>7.2f} "
         f"{cell.percentile_ms(99):>7.2f} {len(cell.latencies):>6} {cell.failures:>4}"
     )
 
 
-def _table(rows: list[Row]) -> list[str]:
+def _shape_lines(result: ShapeResult) -> list[str]:
     header = (
-        f"{'conc':>4} | {_columns('enforced req/s')} | {_columns('bare req/s')} | "
-        f"{'enforced/bare':>13}"
+        f"{'conc':>4} | {_columns('enforced req/s')} | {_columns('unchecked req/s')} | "
+        f"{'enforced/unchecked':>18}"
     )
-    lines = ["", header, "-" * len(header)]
-    for row in rows:
+    lines = [f"{result.shape.label}: {result.body_bytes} bytes per read", header]
+    lines.append("-" * len(header))
+    for row in result.rows:
         lines.append(
             f"{row.enforced.concurrency:>4} | {_cell(row.enforced, 'enforced req/s')} | "
-            f"{_cell(row.bare, 'bare req/s')} | {_ratio(row.enforced, row.bare):>13.2f}"
+            f"{_cell(row.unchecked, 'unchecked req/s')} | {row.ratio:>18.2f}"
         )
-    lines.append("enforced/bare = throughput ratio (1.0: enforcement is free; target >= 0.5)")
-    lines.append("")
-    header = f"{'conc':>4} | {_columns('unchecked req/s')} | {'enforced/unchecked':>18}"
-    lines += [header, "-" * len(header)]
-    for row in rows:
+    return lines + _lag_lines(result.lag)
+
+
+def _summary_lines(results: list[ShapeResult]) -> list[str]:
+    lines = ["", "== summary at concurrency 32"]
+    for result in results:
+        row = result.at(32)
+        if row is None:
+            continue
+        lag = result.lag.lag_blocks
         lines.append(
-            f"{row.unchecked.concurrency:>4} | {_cell(row.unchecked, 'unchecked req/s')} | "
-            f"{_ratio(row.enforced, row.unchecked):>18.2f}"
+            f"  {result.shape.label:<24} enforced {row.enforced.throughput:6.0f} req/s, "
+            f"p99 {row.enforced.percentile_ms(99):6.2f} ms, enforced/unchecked {row.ratio:4.2f}, "
+            f"revoke-to-deny {'NOT ENFORCED' if lag is None else f'{lag} blocks'}"
         )
-    lines.append(
-        "enforced/unchecked = the same bytes with and without the read's checks "
-        "(provider token, chain head and consent decision, audit commit)"
-    )
-    lines.append("")
-    lines.append(
-        "server CPU per request (ms; the vault process, all threads, from GET /bench/cpu):"
-    )
-    for row in rows:
-        enforced, bare, unchecked = row.enforced, row.bare, row.unchecked
-        extra = enforced.cpu_ms_per_request - bare.cpu_ms_per_request
-        checks = enforced.cpu_ms_per_request - unchecked.cpu_ms_per_request
+    target = next((r for r in results if r.shape == Shape("postgresql", 2)), None)
+    if target is not None and (row := target.at(32)) is not None:
+        p99, ratio = row.enforced.percentile_ms(99), row.ratio
         lines.append(
-            f"{enforced.concurrency:>4} | enforced {enforced.cpu_ms_per_request:6.3f} | "
-            f"bare {bare.cpu_ms_per_request:6.3f} | enforcement adds {extra:6.3f} | "
-            f"unchecked {unchecked.cpu_ms_per_request:6.3f} | checks add {checks:6.3f}"
+            f"  targets on postgresql x2: p99 <= {TARGET_P99_MS:g} ms: "
+            f"{'met' if p99 <= TARGET_P99_MS else 'MISSED'} ({p99:.2f}); enforced/unchecked >= "
+            f"{TARGET_RATIO:g}: {'met' if ratio >= TARGET_RATIO else 'MISSED'} ({ratio:.2f})"
+        )
+    current = next((r for r in results if r.shape == Shape("sqlite", 1)), None)
+    older = next((r for r in results if r.shape.checkout is not None), None)
+    if current is not None and older is not None:
+        parts = []
+        for concurrency in CONCURRENCY:
+            now, then = current.at(concurrency), older.at(concurrency)
+            if now and then and then.enforced.throughput:
+                parts.append(
+                    f"{concurrency}: {now.enforced.throughput / then.enforced.throughput:.2f}"
+                )
+        lines.append(
+            f"  enforced read, this code / {older.shape.ref} (sqlite x1), throughput at "
+            + ", ".join(parts)
         )
     return lines
 
@@ -649,13 +534,10 @@ def _lag_lines(lag: LagResult) -> list[str]:
     status = "refused (403)" if lag.first_status == 403 else f"ALLOWED ({lag.first_status})"
     shown = "not enforced" if lag.lag_blocks is None else f"{lag.lag_blocks} blocks"
     return [
-        "",
-        f"revoke-to-deny lag, under {LAG_READERS} concurrent readers:",
-        f"  revoke mined in block {lag.revoke_block}; chain head after the response: "
-        f"block {lag.head_block}",
-        f"  first read started after the response ({lag.first_after_ms:.2f} ms later): {status}",
-        f"  reads started after the response: {lag.after}, allowed: {lag.allowed_after}",
-        f"  reads started while the revoke was in flight and allowed: {lag.allowed_in_flight} "
-        "(before its receipt: expected)",
-        f"  lag: {shown}",
+        f"revoke-to-deny, under {LAG_READERS} concurrent readers: revoke mined in block "
+        f"{lag.revoke_block}, chain head after the response {lag.head_block}; first read "
+        f"started after the response ({lag.first_after_ms:.2f} ms later): {status}",
+        f"  reads started after the response: {lag.after}, allowed: {lag.allowed_after}; "
+        f"started while the revoke was in flight and allowed: {lag.allowed_in_flight} "
+        f"(before its response: expected); lag: {shown}",
     ]

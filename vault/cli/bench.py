@@ -68,43 +68,43 @@ def faces(
 
 @bench_app.command("api")
 def api(
-    url: str = typer.Option(
+    database_url: str = typer.Option(
         None,
-        help="The running vault (default: http://VAULT_HOST:VAULT_PORT); needs "
-        "VAULT_BENCH_ENDPOINTS=true.",
+        help="A PostgreSQL server URL (postgresql+psycopg://...); each PostgreSQL shape gets a "
+        "fresh database created there and dropped after. Unset: SQLite only.",
+    ),
+    workers: str = typer.Option("1,2", help="API processes of the PostgreSQL shapes."),
+    baseline_ref: str = typer.Option(
+        None,
+        help="Also serve this git commit's code (SQLite, one process) and print this code's "
+        "throughput against it, e.g. 2b5e38c.",
     ),
     requests: int = typer.Option(2000, min=10, help="Most requests per endpoint and concurrency."),
     seconds: float = typer.Option(10.0, min=1.0, help="Most seconds per endpoint and concurrency."),
-    sustain: float = typer.Option(
-        0.0,
-        min=0.0,
-        max=900.0,
-        help="Also hold 32 readers on the enforced read this many seconds (0: skip); over 60 "
-        "it includes the server's scheduled audit anchoring.",
-    ),
-    rpc_url: str = typer.Option(
-        None,
-        help="The vault's chain node, for the floor at concurrency 1 (default: the one "
-        "VAULT_DATA_DIR's vault uses, as `vault demo` finds it).",
-    ),
 ) -> None:
-    """Enforced provider read vs a bare endpoint at concurrency 1, 8, 32; revoke-to-deny lag."""
-    from vault.bench.api import run
+    """Enforced provider read vs the same bytes unchecked at concurrency 1, 8, 32, on SQLite
+    with one process and PostgreSQL with one and two; the revoke-to-deny result of each."""
+    from vault.bench.api import default_shapes, run
     from vault.config import get_settings
-    from vault.demo.client import admin_token
     from vault.demo.story import SampleData
-    from vault.runtime import rpc_url as vault_rpc_url
+    from vault.errors import InvalidInput
 
+    try:
+        counts = [int(n) for n in workers.split(",") if n.strip()]
+    except ValueError:
+        counts = []
+    if not counts or any(n < 1 or n > 16 for n in counts):
+        raise InvalidInput("--workers takes a comma-separated list of 1 to 16, e.g. 1,2")
     settings = get_settings()
     run(
-        base_url=url or f"http://{settings.host}:{settings.port}",
-        admin_token=admin_token(settings),
+        project_root=settings.project_root,
         sample=SampleData.under(settings.project_root / "sample_data"),
+        shapes=default_shapes(database_url, counts),
+        database_url=database_url,
+        baseline_ref=baseline_ref,
         requests=requests,
         seconds=seconds,
         echo=typer.echo,
-        sustain=sustain,
-        node_url=rpc_url or vault_rpc_url(settings, start=False)[0],
     )
 
 
