@@ -1,9 +1,9 @@
 """Where ciphertext lives: a small key/value interface and its local-directory backend.
 
-Callers only see :class:`BlobStore`; an S3-compatible backend implements the same six
-methods (``put`` maps to a single PUT, which S3 makes atomic; ``remove_incomplete`` to
-aborting stale multipart uploads) and is chosen where the service is wired, never in
-the code that uses it.
+Callers only see :class:`BlobStore`; :class:`vault.store.s3_blobs.S3BlobStore`
+implements the same six methods on an S3-compatible object store, and the backend is
+chosen where the service is wired (``vault.records.wiring``), never in the code that
+uses it.
 
 Keys are short ``/``-separated names of ``[A-Za-z0-9_-]`` segments, made by the vault
 (never by users); anything else is refused so no key can escape the store's directory.
@@ -15,6 +15,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -50,8 +51,9 @@ class BlobStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
-    def list_keys(self) -> Iterator[str]:
-        """Every stored key (for ``vault verify`` and the orphan sweeper)."""
+    def list_keys(self, *, modified_before: datetime | None = None) -> Iterator[str]:
+        """Every stored key (for ``vault verify``), or only those last written before
+        ``modified_before`` (timezone-aware; the orphan sweeper's grace period)."""
 
     def remove_incomplete(self, *, older_than_seconds: float) -> int:
         """Drop leftovers of writes interrupted by a crash; return how many."""
@@ -120,12 +122,16 @@ class LocalBlobStore:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
-    def list_keys(self) -> Iterator[str]:
+    def list_keys(self, *, modified_before: datetime | None = None) -> Iterator[str]:
+        cutoff = None if modified_before is None else modified_before.timestamp()
         for directory, _dirs, files in os.walk(self.root):
             base = Path(directory).relative_to(self.root)
             for name in files:
-                if not name.startswith(_TEMP_PREFIX):
-                    yield (base / name).as_posix()
+                if name.startswith(_TEMP_PREFIX):
+                    continue
+                if cutoff is not None and _mtime(Path(directory) / name) >= cutoff:
+                    continue
+                yield (base / name).as_posix()
 
     def remove_incomplete(self, *, older_than_seconds: float) -> int:
         cutoff = time.time() - older_than_seconds
