@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Executable, case, delete, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from vault.errors import BiometricLockedOut
 from vault.store.biometric_models import BiometricAttemptRow
@@ -40,31 +42,74 @@ class LockoutPolicy:
 def begin_attempt(session: Session, *, handle: str, policy: LockoutPolicy, now: datetime) -> None:
     """Refuse a locked handle, else count this attempt as a failure until it matches.
 
+    The count is one ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` statement: the
+    database adds one atomically (no read-then-write a parallel attempt could slip
+    between, no insert race on a new handle), and the lock is decided from the count it
+    returns. That statement holds the row (PostgreSQL) or the database's write lock
+    (SQLite, where it is the transaction's first statement) until the caller commits, so
+    setting ``locked_until`` after it cannot race either. A locked handle's count is not
+    raised: waiting out the lock is all it takes.
+
     Raises :class:`BiometricLockedOut` with ``details['retry_after']`` (seconds).
     """
-    row = session.get(BiometricAttemptRow, handle, with_for_update=True)
-    if row is None:
-        row = BiometricAttemptRow(handle=handle, consecutive_failures=0)
-        session.add(row)
-    locked_until = stored_utc(row.locked_until)
+    row = BiometricAttemptRow
+    locked = row.locked_until.is_not(None) & (row.locked_until > now)
+    statement = _upsert(
+        session,
+        values={"handle": handle, "consecutive_failures": 1, "last_attempt_at": now},
+        set_={
+            "consecutive_failures": case(
+                (locked, row.consecutive_failures),
+                else_=row.consecutive_failures + 1,
+            ),
+            "last_attempt_at": now,
+        },
+        returning=(row.consecutive_failures, row.locked_until),
+    )
+    counted, stored_until = session.execute(statement).one()
+    locked_until = stored_utc(stored_until)
     if locked_until is not None and locked_until > now:
         retry_after = max(1, int((locked_until - now).total_seconds() + 0.999))
         raise BiometricLockedOut(
             "too many failed face verifications; try again later",
             details={"retry_after": retry_after},
         )
-    row.consecutive_failures = (row.consecutive_failures or 0) + 1
-    row.last_attempt_at = now
-    delay = policy.delay(row.consecutive_failures)
-    row.locked_until = now + timedelta(seconds=delay) if delay else None
+    delay = policy.delay(counted)
+    if delay:
+        session.execute(
+            update(BiometricAttemptRow)
+            .where(BiometricAttemptRow.handle == handle)
+            .values(locked_until=now + timedelta(seconds=delay))
+        )
 
 
 def forgive(session: Session, *, handle: str) -> None:
-    """A match: clear the handle's failure count and lock."""
-    row = session.get(BiometricAttemptRow, handle, with_for_update=True)
-    if row is not None:
-        row.consecutive_failures = 0
-        row.locked_until = None
+    """A match: clear the handle's failure count and lock (one statement, no read)."""
+    session.execute(
+        update(BiometricAttemptRow)
+        .where(BiometricAttemptRow.handle == handle)
+        .values(consecutive_failures=0, locked_until=None)
+    )
+
+
+def _upsert(
+    session: Session,
+    *,
+    values: dict[str, Any],
+    set_: dict[str, Any],
+    returning: tuple[ColumnElement[Any] | InstrumentedAttribute[Any], ...],
+) -> Executable:
+    """Insert ``values`` or, if the handle has a row, update it with ``set_``."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        pg = postgresql.insert(BiometricAttemptRow).values(values)
+        return pg.on_conflict_do_update(index_elements=["handle"], set_=set_).returning(*returning)
+    if dialect == "sqlite":
+        lite = sqlite.insert(BiometricAttemptRow).values(values)
+        return lite.on_conflict_do_update(index_elements=["handle"], set_=set_).returning(
+            *returning
+        )
+    raise NotImplementedError(f"attempt counting has no upsert for the {dialect} dialect")
 
 
 def prune(session: Session, *, now: datetime, idle: timedelta) -> int:
