@@ -31,7 +31,6 @@ from vault.records.types import RecordLimits
 from vault.records.wiring import blob_store, keyring_source
 from vault.runtime import Vault
 from vault.store.blobs import LocalBlobStore
-from vault.store.prepared import is_sqlite_file
 
 SIGNATURE_TTL_SECONDS = 600
 T = TypeVar("T")
@@ -86,8 +85,7 @@ def build_services(vault: Vault) -> Services:
         # API processes sharing this database also share the operator key.
         nonce_guard=guard_for(vault.engine),
     )
-    # An embedded SQLite file commits in microseconds: coroutines commit on the loop.
-    audit = AuditLog(session_factory=factory, commit_on_loop=is_sqlite_file(vault.engine))
+    audit = AuditLog(session_factory=factory)
     accounts = PatientAccounts(session_factory=factory)
     requests = AccessRequestBook(session_factory=factory)
     records = RecordService(

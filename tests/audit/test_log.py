@@ -1,37 +1,33 @@
-"""The audit log on a real SQLite database: chaining, concurrency, anchoring, proofs."""
+"""The audit log on real databases (SQLite and PostgreSQL): chaining, concurrency,
+anchoring, proofs."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import threading
-import time
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import update
+from sqlalchemy import Engine, event, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from vault.audit import log as audit_log
-from vault.audit import loop_writer, merkle
+from vault.audit import merkle
 from vault.audit.log import Anchor, AuditChainBroken, AuditEvent, AuditLog, entry_body
 from vault.audit.proofs import proofs_for, verify_proof
 from vault.errors import DatabaseUnavailable
 from vault.store.audit_models import AuditEntryRow
 from vault.store.database import make_engine, make_session_factory
-from vault.store.migrate import upgrade
 
 
 @pytest.fixture
-def factory(tmp_path: Path) -> sessionmaker[Session]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
-    upgrade(engine)
-    return make_session_factory(engine)
+def factory(session_factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """A migrated, empty database of each backend (``tests/backends.py``)."""
+    return session_factory
 
 
 def read(patient: str, n: int = 0) -> AuditEvent:
@@ -143,13 +139,10 @@ def test_two_logs_on_one_database_interleave_without_forking_the_chain(
     assert [e.seq for e in second.entries()] == list(range(1, 161))
 
 
-@pytest.mark.parametrize("commit_on_loop", [False, True], ids=["in-thread", "on-loop"])
-def test_async_appends_are_group_committed_and_chained(
-    factory: sessionmaker[Session], commit_on_loop: bool
-) -> None:
-    log = AuditLog(session_factory=factory, commit_on_loop=commit_on_loop)
+def test_async_appends_are_group_committed_and_chained(factory: sessionmaker[Session]) -> None:
+    log = AuditLog(session_factory=factory)
     writes = 0
-    original = log._chained  # both the on-loop and the in-thread writes chain each batch
+    original = log._chained
 
     def counting(batch: list[Any], tail: Any) -> Any:
         nonlocal writes
@@ -157,15 +150,6 @@ def test_async_appends_are_group_committed_and_chained(
         return original(batch, tail)
 
     log._chained = counting  # type: ignore[method-assign]
-    handed_to_threads = 0
-    original_locked = log._write_locked
-
-    def counting_locked(batch: list[Any]) -> None:
-        nonlocal handed_to_threads
-        handed_to_threads += 1
-        original_locked(batch)
-
-    log._write_locked = counting_locked  # type: ignore[method-assign]
 
     async def main() -> list[int]:
         entries = await asyncio.gather(*(log.append_async(read("pat_a", n)) for n in range(50)))
@@ -174,8 +158,6 @@ def test_async_appends_are_group_committed_and_chained(
     seqs = asyncio.run(main())
     assert seqs == list(range(1, 51))  # each caller got its own entry, in arrival order
     assert writes < 50  # and they shared transactions
-    # On the loop, no batch goes to a thread, not even the first (it reads the tail itself).
-    assert handed_to_threads == (0 if commit_on_loop else writes)
     assert log.verify_chain() == 50
     # Sync appends from threads and async appends mix on one chain.
     log.append(read("pat_b"))
@@ -183,30 +165,8 @@ def test_async_appends_are_group_committed_and_chained(
     assert log.verify_chain() == 52
 
 
-def test_a_closed_log_lets_its_connection_go_and_opens_another_on_the_next_append(
-    factory: sessionmaker[Session],
-) -> None:
-    log = AuditLog(session_factory=factory, commit_on_loop=True)
-    log.close()  # nothing opened yet: nothing to do
-    assert asyncio.run(log.append_async(read("pat_a"))).seq == 1
-    writer = log._loop_writer
-    assert writer is not None
-    log.close()
-    assert log._loop_writer is None
-    with pytest.raises(sqlite3.ProgrammingError):  # that connection is closed
-        writer._connection.execute("SELECT 1")
-    assert asyncio.run(log.append_async(read("pat_a", 1))).seq == 2
-    assert log.verify_chain() == 2
-    log.close()
-
-
-@pytest.mark.parametrize("commit_on_loop", [False, True], ids=["in-thread", "on-loop"])
-def test_async_append_that_cannot_be_written_fails_its_callers(
-    tmp_path: Path, commit_on_loop: bool
-) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
-    upgrade(engine)
-    log = AuditLog(session_factory=make_session_factory(engine), commit_on_loop=commit_on_loop)
+def test_async_append_that_cannot_be_written_fails_its_callers(engine: Engine) -> None:
+    log = AuditLog(session_factory=make_session_factory(engine))
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE audit_entries")
 
@@ -220,103 +180,44 @@ def test_async_append_that_cannot_be_written_fails_its_callers(
     asyncio.run(main())
 
 
-def test_on_loop_commit_never_parks_the_loop_on_a_held_write_lock(tmp_path: Path) -> None:
-    """Another writer holds SQLite's write lock: the append waits for it in a worker
-    thread while the loop keeps serving; once the lock is free the entry is committed."""
-    path = tmp_path / "audit.db"
-    engine = make_engine(f"sqlite:///{path}")
-    upgrade(engine)
-    log = AuditLog(session_factory=make_session_factory(engine), commit_on_loop=True)
-    log.append(read("pat_a", 0))  # the tail is known: the next try goes straight to insert
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")  # another process's write transaction
-
-    async def main() -> int:
-        append = asyncio.ensure_future(log.append_async(read("pat_a", 1)))
-        ticks = 0
-        for _ in range(10):  # the loop runs on while the append waits
-            await asyncio.sleep(0.01)
-            ticks += 1
-        assert not append.done()
-        holder.execute("COMMIT")
-        entry = await append
-        assert ticks == 10
-        return entry.seq
-
-    try:
-        assert asyncio.run(main()) == 2
-    finally:
-        holder.close()
-    assert log.verify_chain() == 2
-
-
-def test_after_a_held_write_lock_the_next_batches_go_back_to_the_loop(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_entries_read_the_same_instant_whatever_the_session_time_zone(
+    database_url: str,
 ) -> None:
-    """One batch meets the write lock held and waits in a worker thread; what queues
-    meanwhile, and everything after, is written on the loop again rather than through
-    the slower thread path for as long as appends keep coming."""
-    path = tmp_path / "audit.db"
-    engine = make_engine(f"sqlite:///{path}")
-    upgrade(engine)
-    log = AuditLog(session_factory=make_session_factory(engine), commit_on_loop=True)
-    log.append(read("pat_a", 0))
-    in_threads: list[int] = []
-    original = AuditLog._write_locked
+    """Times are written as aware UTC and read back as naive UTC on both databases: a
+    PostgreSQL session in another time zone neither shifts an entry nor breaks its hash."""
+    engine = make_engine(database_url)
+    if engine.dialect.name == "postgresql":
 
-    def counted(self: AuditLog, batch: list[Any]) -> None:
-        in_threads.append(len(batch))
-        original(self, batch)
+        @event.listens_for(engine, "connect")
+        def _far_away(dbapi_connection: Any, _record: Any) -> None:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SET TIME ZONE 'Pacific/Kiritimati'")  # UTC+14
 
-    monkeypatch.setattr(AuditLog, "_write_locked", counted)
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
-
-    async def main() -> list[int]:
-        first = asyncio.ensure_future(log.append_async(read("pat_a", 1)))
-        await asyncio.sleep(0.05)  # its batch is waiting for the lock in a thread
-        queued = [asyncio.ensure_future(log.append_async(read("pat_a", n))) for n in (2, 3)]
-        await asyncio.sleep(0.01)
-        holder.execute("COMMIT")
-        seqs = [(await first).seq] + [(await q).seq for q in queued]
-        for n in range(4, 10):
-            seqs.append((await log.append_async(read("pat_a", n))).seq)
-        return seqs
-
+    at = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=timezone(timedelta(hours=-5)))
+    log = AuditLog(session_factory=make_session_factory(engine), clock=lambda: at)
+    written = log.append(read("p1"))
     try:
-        assert asyncio.run(main()) == list(range(2, 11))
+        assert written.at == datetime(2026, 3, 1, 17, 0, 0, 123456)  # naive UTC
+        assert [e.at for e in log.entries()] == [written.at]
+        assert log.verify_chain() == 1
     finally:
-        holder.close()
-    assert in_threads == [1]  # only the batch that met the lock
-    assert log.verify_chain() == 10
+        engine.dispose()
 
 
-def test_on_loop_commit_after_another_process_appended_retries_from_the_new_tail(
-    factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    here = AuditLog(session_factory=factory, commit_on_loop=True)
-    elsewhere = AuditLog(session_factory=factory)
-    handed_off: list[int] = []
-
-    async def waiting_path(self: AuditLog, state: Any, batch: list[Any]) -> None:
-        handed_off.append(len(batch))
-        await original(self, state, batch)
-
-    original = AuditLog._flush_in_threads
-    monkeypatch.setattr(AuditLog, "_flush_in_threads", waiting_path)
-
-    async def main() -> list[int]:
-        seqs = []
-        for n in range(10):
-            seqs.append((await here.append_async(read("pat_a", n))).seq)
-            elsewhere.append(read("pat_b", n))  # here's remembered tail is now stale
-        return seqs
-
-    assert asyncio.run(main()) == list(range(1, 21, 2))
-    assert here.verify_chain() == 20
-    # Every batch was chained onto the other process's entries on the loop itself, the
-    # first one (no tail known yet) included: none needed the waiting path.
-    assert handed_off == []
+def test_entries_page_by_sequence_cursor(factory: sessionmaker[Session]) -> None:
+    log = AuditLog(session_factory=factory)
+    for i in range(25):
+        log.append(read("p1" if i % 3 else "p2", i))
+    pages: list[list[int]] = []
+    first = 1
+    while page := log.entries(patient_id="p1", first=first, limit=4):
+        pages.append([e.seq for e in page])
+        first = page[-1].seq + 1
+    assert [len(p) for p in pages] == [4, 4, 4, 4]
+    assert [seq for page in pages for seq in page] == [e.seq for e in log.entries(patient_id="p1")]
+    assert [e.seq for e in log.iter_entries(patient_id="p2", batch=2)] == list(range(1, 26, 3))
+    assert [e.seq for e in log.iter_entries(first=20, last=22, batch=1)] == [20, 21, 22]
+    assert log.leaves(first=3, last=5) == [e.leaf for e in log.entries(first=3, last=5)]
 
 
 def test_anchoring_in_batches_gives_the_root_of_the_whole_range(
@@ -351,67 +252,6 @@ def test_anchoring_refuses_a_range_with_an_entry_missing(factory: sessionmaker[S
     with pytest.raises(AuditChainBroken):
         log.anchor(sink)
     assert sink.roots == {}
-
-
-def test_starting_the_log_over_never_waits_on_a_reader_with_the_write_lock_held(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A reader inside the log makes the restart give up at once (and retry), instead of
-    waiting with new writers blocked behind it; once the reader is gone, it succeeds."""
-    monkeypatch.setattr(loop_writer, "RESTART_ATTEMPTS", 5)
-    path = tmp_path / "audit.db"
-    engine = make_engine(f"sqlite:///{path}")
-    upgrade(engine)
-    log = AuditLog(session_factory=make_session_factory(engine))
-    for i in range(20):
-        log.append(read("p1", i))
-    reader = sqlite3.connect(path, isolation_level=None)
-    reader.execute("BEGIN")
-    reader.execute("SELECT count(*) FROM audit_entries").fetchone()  # holds a snapshot
-    log.append(read("p1", 20))  # so the log has frames the reader does not see
-    checkpointer = sqlite3.connect(path, isolation_level=None)
-    started = time.monotonic()
-    loop_writer.LoopAuditWriter._restart_log(checkpointer)
-    assert time.monotonic() - started < 1.0  # the engine's busy timeout is far longer
-    writer = sqlite3.connect(path, isolation_level=None)
-    writer.execute("PRAGMA busy_timeout=0")
-    writer.execute("BEGIN IMMEDIATE")  # the write lock is free
-    writer.execute("ROLLBACK")
-    assert path.with_name("audit.db-wal").stat().st_size > 0
-    reader.execute("COMMIT")
-    loop_writer.LoopAuditWriter._restart_log(checkpointer)
-    assert path.with_name("audit.db-wal").stat().st_size == 0
-    for connection in (reader, checkpointer, writer):
-        connection.close()
-    assert log.verify_chain() == 21
-
-
-def test_on_loop_commits_leave_checkpoints_to_a_thread_and_keep_the_wal_bounded(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The loop writer's commits never checkpoint (SQLite's automatic checkpoint would
-    fsync on the loop); a thread does, and starts the log over once it is long."""
-    monkeypatch.setattr(loop_writer, "CHECKPOINT_EVERY_COMMITS", 20)
-    monkeypatch.setattr(loop_writer, "WAL_RESTART_FRAMES", 100)
-    path = tmp_path / "audit.db"
-    engine = make_engine(f"sqlite:///{path}")
-    upgrade(engine)
-    log = AuditLog(session_factory=make_session_factory(engine), commit_on_loop=True)
-
-    async def main() -> None:
-        for n in range(600):  # one entry per commit: about three pages each
-            await log.append_async(read("pat_a", n))
-
-    asyncio.run(main())
-    writer = log._loop_writer
-    assert writer is not None
-    automatic = writer._connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-    writer.close()  # waits for a checkpoint under way
-    assert automatic == 0
-    assert writer.checkpoints >= 5
-    # Without the restarts the log would hold some 1,800 frames (7 MB) by now.
-    assert path.with_name("audit.db-wal").stat().st_size < 200 * 4096
-    assert log.verify_chain() == 600
 
 
 @settings(max_examples=300, deadline=None)

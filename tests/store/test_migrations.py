@@ -13,7 +13,7 @@ from pathlib import Path
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, Engine
+from sqlalchemy import BigInteger, Connection, Engine, inspect
 
 import vault.store.access_models
 import vault.store.audit_models
@@ -33,12 +33,13 @@ def test_migrations_match_the_models(engine: Engine) -> None:
     assert "biometric_staged_templates" in Base.metadata.tables
 
 
-def test_audit_0002_keeps_a_populated_log_and_makes_seq_the_rowid(tmp_path: Path) -> None:
-    """An access log written under audit_0001 (BIGINT key, a separate index) survives the
-    rebuild entry for entry, still verifies, and appends go on where it ended."""
+def test_audit_migrations_keep_a_populated_log_and_end_on_one_key_type(tmp_path: Path) -> None:
+    """A log written under audit_0002 (SQLite's rowid as the key) survives audit_0003's
+    rebuild entry for entry, still verifies, appends go on where it ended, and the key is
+    BIGINT with its own index, as on PostgreSQL."""
     engine = make_engine(f"sqlite:///{tmp_path / 'vault.db'}")
     config = alembic_config(engine)
-    command.upgrade(config, "audit_0001")
+    command.upgrade(config, "audit_0002")
     log = AuditLog(session_factory=make_session_factory(engine))
     for n in range(5):
         log.append(
@@ -46,7 +47,7 @@ def test_audit_0002_keeps_a_populated_log_and_makes_seq_the_rowid(tmp_path: Path
         )
     before = [(e.seq, e.entry_hash) for e in log.entries()]
     with engine.connect() as conn:
-        assert _autoindexes(conn) == ["sqlite_autoindex_audit_entries_1"]
+        assert _autoindexes(conn) == []  # audit_0002: the key is the rowid
 
     upgrade(engine)
     log = AuditLog(session_factory=make_session_factory(engine))
@@ -56,8 +57,19 @@ def test_audit_0002_keeps_a_populated_log_and_makes_seq_the_rowid(tmp_path: Path
     assert [e.seq for e in log.entries()] == [1, 2, 3, 4, 5, 6]
     assert [e.seq for e in log.entries(patient_id="p1")] == [2, 4]
     with engine.connect() as conn:
-        assert _autoindexes(conn) == []  # the key is the rowid: no index of its own
-        assert conn.exec_driver_sql("SELECT max(rowid) FROM audit_entries").scalar() == 6
+        assert _autoindexes(conn) == ["sqlite_autoindex_audit_entries_1"]
+        columns = {c["name"]: c["type"] for c in inspect(conn).get_columns("audit_entries")}
+        assert isinstance(columns["seq"], BigInteger)
+    command.downgrade(config, "audit_0002")  # and back: the rowid key again, entries kept
+    with engine.connect() as conn:
+        assert _autoindexes(conn) == []
+    assert [(e.seq, e.entry_hash) for e in log.entries()][:5] == before
+
+
+def test_audit_seq_is_bigint_on_every_database(engine: Engine) -> None:
+    with engine.connect() as conn:
+        columns = {c["name"]: c["type"] for c in inspect(conn).get_columns("audit_entries")}
+    assert isinstance(columns["seq"], BigInteger)
 
 
 def _autoindexes(conn: Connection) -> list[str]:

@@ -20,9 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vault.errors import NotFound
 from vault.store.access_models import PatientAccountRow
-from vault.store.database import engine_of
+from vault.store.database import engine_of, first_row
 from vault.store.models import utcnow
-from vault.store.prepared import hot_lookups
 
 
 @dataclass(frozen=True)
@@ -65,8 +64,6 @@ class PatientAccounts:
         self._factory = session_factory
         self._engine = engine_of(session_factory)
         self._clock = clock
-        # An embedded SQLite file is read directly on the hot path (see vault.store.prepared).
-        (self._by_handle,) = hot_lookups(self._engine, _BY_HANDLE)
 
     def create(
         self, *, handle: str, record_patient_id: str, chain_id: bytes, controller: str
@@ -85,7 +82,7 @@ class PatientAccounts:
     def get(self, handle: str) -> PatientAccount:
         """The live account; :class:`NotFound` for unknown and deleted handles alike."""
         # Not the ORM: this runs on every request (see ``engine_of``).
-        row = self._by_handle.first(handle=handle)
+        row = first_row(self._engine, _BY_HANDLE, handle=handle)
         if row is None or row.deleted_at is not None:
             raise NotFound("no such patient")
         return _account(row)

@@ -8,6 +8,9 @@ them against the roots the contract stores (``vault.audit.proofs``).
 Appends are safe across processes: the sequence number is the primary key, so two
 writers racing for the same number cannot both win; the loser re-reads the tail and
 retries. Within a process, concurrent appends are group-committed (see :class:`AuditLog`).
+The log's readers page (:meth:`AuditLog.entries` with ``limit``) or stream
+(:meth:`AuditLog.iter_entries`, :meth:`AuditLog.verify_chain`), so memory is bounded
+whatever the log's length.
 """
 
 from __future__ import annotations
@@ -16,27 +19,23 @@ import asyncio
 import copy
 import hashlib
 import json
-import sqlite3
 import threading
 import time
-import weakref
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii as _json_string
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import bindparam, func, insert, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import Row, bindparam, func, insert, select
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vault.audit import merkle
-from vault.audit.loop_writer import GENESIS_HASH, LAST_ENTRY, LoopAuditWriter, Tail, tail_of
 from vault.errors import DatabaseUnavailable, VaultError
 from vault.store.audit_models import AuditAnchorRow, AuditEntryRow
 from vault.store.database import engine_of
 from vault.store.models import utcnow
-from vault.store.prepared import is_sqlite_file
 
 APPEND_ATTEMPTS = 50
 #: Each attempt may itself wait the database's busy timeout: bound the total, so a write
@@ -45,6 +44,18 @@ APPEND_DEADLINE_SECONDS = 10.0
 #: Entries read and hashed between two hand-backs of the GIL while anchoring (about
 #: 0.5 ms of work; see :meth:`AuditLog.anchor`).
 ANCHOR_BATCH_ENTRIES = 256
+#: Entries read per query by the log's own readers (:meth:`AuditLog.iter_entries`,
+#: :meth:`AuditLog.verify_chain`): memory stays at one batch whatever the log's size.
+READ_BATCH_ENTRIES = 1000
+
+#: (sequence number, entry hash) of the last entry of the log.
+Tail = tuple[int, bytes]
+#: The previous hash of the first entry (the tail of an empty log).
+GENESIS_HASH = b"\x00" * 32
+#: The log's last entry, as (sequence, hash); no row for an empty log.
+LAST_ENTRY = (
+    select(AuditEntryRow.seq, AuditEntryRow.entry_hash).order_by(AuditEntryRow.seq.desc()).limit(1)
+)
 
 
 class AuditChainBroken(VaultError):
@@ -117,7 +128,7 @@ def _rows(entries: list[AuditEntry]) -> list[dict[str, object]]:
     return [
         {
             "seq": e.seq,
-            "at": e.at,
+            "at": _utc_aware(e.at),
             "prev_hash": e.prev_hash,
             "entry_hash": e.entry_hash,
             **_fields(e.event),
@@ -126,21 +137,21 @@ def _rows(entries: list[AuditEntry]) -> list[dict[str, object]]:
     ]
 
 
-def _settle_batch(batch: list[_Pending]) -> None:
-    """Wake each coroutine of a written (or failed) batch with its entry or error."""
-    for pending in batch:
-        settled = pending.settled
-        if settled is None or settled.done():
-            continue
-        if pending.entry is not None:
-            settled.set_result(pending.entry)
-        else:
-            error = pending.error or DatabaseUnavailable("audit append failed")
-            settled.set_exception(copy.copy(error))
-
-
 def _utc_naive(at: datetime) -> datetime:
+    """``at`` as naive UTC: what the hash covers, and what readers get on every database
+    (PostgreSQL returns ``timestamptz`` values aware, SQLite naive)."""
     return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
+
+
+def _utc_aware(at: datetime) -> datetime:
+    """``at`` as aware UTC, as it is written: PostgreSQL would read a naive value in the
+    session's time zone, which need not be UTC."""
+    return _utc_naive(at).replace(tzinfo=UTC)
+
+
+def tail_of(last: Row[int, bytes] | None) -> Tail:
+    """The tail :data:`LAST_ENTRY` returned (its row, or None for an empty log)."""
+    return (last[0], last[1]) if last is not None else (0, GENESIS_HASH)
 
 
 def _fields(event: AuditEvent) -> dict[str, str]:
@@ -191,7 +202,7 @@ def _entry(row: AuditEntryRow) -> AuditEntry:
         record_id=row.record_id,
         reason=row.reason,
     )
-    return AuditEntry(row.seq, row.at, event, row.prev_hash, row.entry_hash)
+    return AuditEntry(row.seq, _utc_naive(row.at), event, row.prev_hash, row.entry_hash)
 
 
 @dataclass
@@ -201,16 +212,6 @@ class _Pending:
     event: AuditEvent
     entry: AuditEntry | None = None
     error: BaseException | None = None
-    settled: asyncio.Future[AuditEntry] | None = None  # a coroutine caller's, on its loop
-
-
-@dataclass
-class _LoopQueue:
-    """Events queued by coroutines of one event loop, and what is writing them."""
-
-    queue: list[_Pending] = field(default_factory=list)
-    flush_scheduled: bool = False  # a write of the queue is due on the loop
-    flusher: asyncio.Task[None] | None = None  # writing in a worker thread
 
 
 class AuditLog:
@@ -223,7 +224,7 @@ class AuditLog:
     changes the cost of an append, not what it promises. The tail (sequence, hash) is
     remembered between batches; if another process appended meanwhile, the insert of the
     next sequence number collides on the primary key, and the batch re-reads the tail and
-    retries.
+    retries. The same code runs on SQLite and PostgreSQL.
     """
 
     def __init__(
@@ -231,39 +232,38 @@ class AuditLog:
         *,
         session_factory: sessionmaker[Session],
         clock: Callable[[], datetime] = utcnow,
-        commit_on_loop: bool = False,
     ) -> None:
-        """``commit_on_loop``: coroutines' batches are first tried on the event loop itself,
-        for an embedded SQLite database (see :meth:`append_async`)."""
         self._factory = session_factory
         self._engine = engine_of(session_factory)
         self._clock = clock
-        if commit_on_loop and not is_sqlite_file(self._engine):
-            raise ValueError("commit_on_loop needs an SQLite database file")
-        self._commit_on_loop = commit_on_loop
-        self._loop_writer: LoopAuditWriter | None = None  # made on first use, under the lock
         # The write lock: one batch at a time from this process. Other processes are
         # handled by the primary key and the retry loop.
         self._append_lock = threading.Lock()
         self._queue_lock = threading.Lock()
         self._queue: list[_Pending] = []
-        self._tail: tuple[int, bytes] | None = None  # (seq, hash) last written here
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopQueue] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def close(self) -> None:
-        """Close the loop writer's connection, if one was opened (after its checkpoint)."""
-        with self._append_lock:
-            writer, self._loop_writer = self._loop_writer, None
-        if writer is not None:
-            writer.close()
+        self._tail: Tail | None = None  # (seq, hash) last written here
 
     def append(self, event: AuditEvent) -> AuditEntry:
         """Append one entry at the tail. Raises :class:`DatabaseUnavailable` if it cannot."""
         pending = _Pending(event)
         with self._queue_lock:
             self._queue.append(pending)
+        return self._settle(pending)
+
+    async def append_async(self, event: AuditEvent) -> AuditEntry:
+        """:meth:`append` for coroutines: the same code, its waiting done in a worker thread.
+
+        The event is queued here, on the loop, before the hop to the thread, so every
+        coroutine that reached this point meanwhile shares the next transaction. If the
+        caller is cancelled the entry is still written; nobody waits for it.
+        """
+        pending = _Pending(event)
+        with self._queue_lock:
+            self._queue.append(pending)
+        return await asyncio.to_thread(self._settle, pending)
+
+    def _settle(self, pending: _Pending) -> AuditEntry:
+        """Wait until ``pending`` is written, writing the queue if nobody else has."""
         with self._append_lock:
             if pending.entry is None and pending.error is None:
                 with self._queue_lock:
@@ -275,114 +275,6 @@ class AuditLog:
             raise copy.copy(pending.error) from pending.error.__cause__
         assert pending.entry is not None
         return pending.entry
-
-    async def append_async(self, event: AuditEvent) -> AuditEntry:
-        """:meth:`append` for coroutines on one event loop (the provider read's hot path).
-
-        Events queue on the loop; one flusher writes whatever has queued, one transaction
-        per batch, and wakes each caller once its entry is committed. Same promise as
-        :meth:`append`, without a thread per waiting caller.
-
-        With ``commit_on_loop`` (an embedded SQLite file), a batch is first written on the
-        loop itself, on a connection of its own (:class:`LoopAuditWriter`): the insert and
-        commit take about 0.04 ms, while handing them to a worker thread cost about
-        0.25 ms more per read here (the hop and the GIL hand-off back). That first try
-        never waits: if another thread or process holds the write lock, the batch goes to
-        a worker thread, which waits and retries as :meth:`append` does. (If another
-        process appended since our last batch, the loop writer chains onto its entries in
-        the same transaction.) The loop is never parked on a lock.
-        """
-        loop = asyncio.get_running_loop()
-        settled: asyncio.Future[AuditEntry] = loop.create_future()
-        # One queue per loop (tests run several): futures are only touched on their loop.
-        state = self._loops.get(loop)
-        if state is None:
-            state = self._loops[loop] = _LoopQueue()
-        state.queue.append(_Pending(event, settled=settled))
-        if not state.flush_scheduled and (state.flusher is None or state.flusher.done()):
-            # A plain callback, not a task: it runs after every coroutine already runnable
-            # has queued its event, so they share one transaction.
-            state.flush_scheduled = True
-            loop.call_soon(self._flush_on_loop, loop, state)
-        # Not shielded: ``settled`` is this caller's alone. If the caller is cancelled the
-        # entry is still written; nobody waits for it.
-        return await settled
-
-    def _flush_on_loop(self, loop: asyncio.AbstractEventLoop, state: _LoopQueue) -> None:
-        state.flush_scheduled = False
-        if not state.queue or (state.flusher is not None and not state.flusher.done()):
-            return  # the thread flusher writes what queued once its batch is done
-        batch, state.queue = state.queue, []
-        try:
-            written = self._commit_on_loop and self._write_without_waiting(batch)
-        except Exception as exc:  # settle every caller, whatever happened
-            for pending in batch:
-                pending.error = exc
-            written = True
-        if written:
-            _settle_batch(batch)
-        else:
-            state.flusher = loop.create_task(self._flush_in_threads(state, batch))
-
-    async def _flush_in_threads(self, state: _LoopQueue, batch: list[_Pending]) -> None:
-        """Write ``batch`` in a worker thread (waiting for locks, retrying), then hand
-        whatever queued meanwhile back to the loop's own writer (or, without one, write
-        it here too, in order, until the queue is empty).
-
-        Back to the loop because under steady load the queue never empties: a batch that
-        once met the write lock held (another process, a checkpoint) would otherwise keep
-        every later one on this slower path, each through a worker thread."""
-        while True:
-            try:
-                await asyncio.to_thread(self._write_locked, batch)
-            except asyncio.CancelledError:  # the loop is shutting down: nobody is answered
-                for pending in batch + state.queue:
-                    if pending.settled is not None:
-                        pending.settled.cancel()
-                state.queue = []
-                raise
-            except Exception as exc:  # each caller gets it below
-                for pending in batch:
-                    pending.error = pending.error or exc
-            _settle_batch(batch)
-            if not state.queue:
-                return
-            if self._commit_on_loop:
-                # Runs once this task has returned, so the loop path sees no flusher.
-                state.flush_scheduled = True
-                loop = asyncio.get_running_loop()
-                loop.call_soon(self._flush_on_loop, loop, state)
-                return
-            batch, state.queue = state.queue, []
-
-    def _write_without_waiting(self, batch: list[_Pending]) -> bool:
-        """Try ``batch`` once on the loop's own connection, never blocking; False (nothing
-        written) if another thread or process holds the write lock."""
-        if not self._append_lock.acquire(blocking=False):
-            return False
-        entries: list[AuditEntry] = []
-
-        def chain(tail: Tail) -> list[dict[str, object]]:
-            entries[:] = self._chained(batch, tail)
-            return _rows(entries)
-
-        try:
-            if self._loop_writer is None:
-                self._loop_writer = LoopAuditWriter(self._engine)
-            self._loop_writer.append(self._tail, chain)
-        except sqlite3.Error:  # the write lock is held elsewhere: the waiting path
-            self._tail = None
-            return False
-        finally:
-            self._append_lock.release()
-        self._tail = (entries[-1].seq, entries[-1].entry_hash)
-        for pending, entry in zip(batch, entries, strict=True):
-            pending.entry = entry
-        return True
-
-    def _write_locked(self, batch: list[_Pending]) -> None:
-        with self._append_lock:
-            self._write(batch)
 
     def _write(self, batch: list[_Pending]) -> None:
         """Write ``batch`` in one transaction, settling every one of its callers."""
@@ -400,6 +292,9 @@ class AuditLog:
                     last_error = exc
                     time.sleep(min(0.002 * (attempt + 1), 0.05))
                     continue
+                except DBAPIError as exc:  # refused outright (a missing table): no retry
+                    last_error = exc
+                    break
                 for pending, entry in zip(batch, entries, strict=True):
                     pending.entry = entry
                 return
@@ -438,23 +333,53 @@ class AuditLog:
         return entries
 
     def entries(
-        self, *, patient_id: str | None = None, first: int = 1, last: int | None = None
+        self,
+        *,
+        patient_id: str | None = None,
+        first: int = 1,
+        last: int | None = None,
+        limit: int | None = None,
     ) -> list[AuditEntry]:
+        """Entries with ``first <= seq <= last`` (of one patient if given), oldest first,
+        at most ``limit`` of them. A page's cursor is its last entry's ``seq``: the next
+        page starts at ``first = cursor + 1``."""
+        query = self._range(patient_id=patient_id, first=first, last=last)
+        if limit is not None:
+            query = query.limit(limit)
         with self._factory() as session:
-            query = (
-                select(AuditEntryRow).where(AuditEntryRow.seq >= first).order_by(AuditEntryRow.seq)
-            )
-            if last is not None:
-                query = query.where(AuditEntryRow.seq <= last)
-            if patient_id is not None:
-                query = query.where(AuditEntryRow.patient_id == patient_id)
             return [_entry(row) for row in session.scalars(query)]
 
+    def iter_entries(
+        self,
+        *,
+        patient_id: str | None = None,
+        first: int = 1,
+        last: int | None = None,
+        batch: int = READ_BATCH_ENTRIES,
+    ) -> Iterator[AuditEntry]:
+        """Every entry of :meth:`entries`, read ``batch`` at a time (keyset paging on the
+        sequence number), so memory stays at one batch with a million entries. Each batch
+        is its own short query: no read transaction stays open across the walk."""
+        while True:
+            page = self.entries(patient_id=patient_id, first=first, last=last, limit=batch)
+            yield from page
+            if len(page) < batch:
+                return
+            first = page[-1].seq + 1
+
+    def leaves(self, *, first: int, last: int) -> list[bytes]:
+        """The Merkle leaves of entries ``first..last`` (their hashes only, not entries)."""
+        with self._engine.connect() as conn:
+            digests = conn.execute(_ANCHOR_BATCH, {"after": first - 1, "upto": last}).scalars()
+            return [merkle.leaf_hash(digest) for digest in digests]
+
     def verify_chain(self) -> int:
-        """Recompute every hash; return the number of entries. Raises :class:`AuditChainBroken`."""
+        """Recompute every hash; return the number of entries. Raises :class:`AuditChainBroken`.
+
+        Streams the log (:meth:`iter_entries`): memory does not grow with its length."""
         prev = GENESIS_HASH
         count = 0
-        for entry in self.entries():
+        for entry in self.iter_entries():
             count += 1
             if entry.seq != count or entry.prev_hash != prev:
                 raise AuditChainBroken(f"audit entry {entry.seq} does not follow its predecessor")
@@ -462,6 +387,15 @@ class AuditLog:
                 raise AuditChainBroken(f"audit entry {entry.seq} does not match its hash")
             prev = entry.entry_hash
         return count
+
+    @staticmethod
+    def _range(*, patient_id: str | None, first: int, last: int | None) -> Any:
+        query = select(AuditEntryRow).where(AuditEntryRow.seq >= first).order_by(AuditEntryRow.seq)
+        if last is not None:
+            query = query.where(AuditEntryRow.seq <= last)
+        if patient_id is not None:
+            query = query.where(AuditEntryRow.patient_id == patient_id)
+        return query
 
     def anchors(self) -> list[Anchor]:
         with self._factory() as session:
@@ -521,7 +455,7 @@ class AuditLog:
                     root=root,
                     tx_hash=tx_hash,
                     block_number=block,
-                    anchored_at=_utc_naive(self._clock()),
+                    anchored_at=_utc_aware(self._clock()),
                 )
             )
         return anchor

@@ -50,8 +50,8 @@ def proofs_for(
                 continue
             anchors.append(anchor)
         if anchor.first_seq not in batches:
-            batch = log.entries(first=anchor.first_seq, last=anchor.last_seq)
-            batches[anchor.first_seq] = [e.leaf for e in batch]
+            # Only the range's leaf hashes are read, not its entries.
+            batches[anchor.first_seq] = log.leaves(first=anchor.first_seq, last=anchor.last_seq)
         leaves = batches[anchor.first_seq]
         path = merkle.inclusion_proof(leaves, entry.seq - anchor.first_seq)
         proofs.append(InclusionProof(entry, anchor, path))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from vault.store.prepared import is_sqlite_file
+from vault.store.database import is_sqlite_file
 
 NonceGuard = Callable[[], AbstractContextManager[None]]
 

@@ -14,11 +14,9 @@ class AuditEntryRow(Base):
     __tablename__ = "audit_entries"
 
     # The sequence number is the primary key: two processes appending at once cannot
-    # both take the same number, and the loser retries on the new tail. On SQLite it is
-    # INTEGER, which makes it the rowid: one B-tree per append instead of two (audit_0002).
-    seq: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False
-    )
+    # both take the same number, and the loser retries on the new tail. BIGINT on every
+    # database (audit_0003 undid an SQLite-only INTEGER rowid key).
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     patient_id: Mapped[str] = mapped_column(String(64), index=True)
     actor: Mapped[str] = mapped_column(String(80))

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, Row, Select, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,6 +43,18 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def is_sqlite_file(engine: Engine) -> bool:
+    """Whether ``engine`` is an SQLite database in a file another connection can open."""
+    database = engine.url.database
+    return engine.dialect.name == "sqlite" and bool(database) and database != ":memory:"
+
+
+def first_row(engine: Engine, statement: Select[Any], **params: Any) -> Row[Any] | None:
+    """The first row of a Core ``statement`` (with ``params``), or None."""
+    with engine.connect() as conn:
+        return conn.execute(statement, params).first()
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
