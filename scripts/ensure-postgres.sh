@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Print a SQLAlchemy URL of a throw-away PostgreSQL database for the store's tests.
+# Print a SQLAlchemy URL of a throw-away PostgreSQL database for the tests.
 #
 # Reuses a cluster this script started earlier if it still answers; otherwise installs
 # the server from Debian packages when missing (needs root and apt), creates a cluster
@@ -23,7 +23,11 @@ fail() {
   {
     echo "################################################################################"
     echo "## ensure-postgres: $*"
-    echo "## PostgreSQL tests cannot run here; they will be SKIPPED."
+    if [[ "${CI:-}" == "true" || "${VAULT_REQUIRE_POSTGRES:-}" == "1" ]]; then
+      echo "## PostgreSQL is required here (CI or VAULT_REQUIRE_POSTGRES=1): the run FAILS."
+    else
+      echo "## PostgreSQL tests cannot run here; they will be SKIPPED."
+    fi
     echo "################################################################################"
   } >&2
   exit 1

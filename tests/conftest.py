@@ -1,7 +1,8 @@
 """Shared fixtures: a real Anvil node, the real compiled contract, real databases.
 
 The node is started once per test session from the pinned npm binary and killed in a
-finalizer; each test that needs a clean contract deploys its own.
+finalizer; each test that needs a clean contract deploys its own. The databases (SQLite
+and PostgreSQL, one fresh database per test) come from ``tests/backends.py``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,14 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
+from tests.backends import (
+    SQLITE_ONLY_MARKER,
+    database_url,
+    engine,
+    postgres_template,
+    session_factory,
+    sqlite_template,
+)
 from vault.chain.compiler import ContractArtifact, load_artifact
 from vault.chain.deployment import Deployment, deploy_registry
 from vault.chain.node import AnvilProcess, EmbeddedChain
@@ -24,6 +33,13 @@ from vault.config import ANVIL_CHAIN_ID, Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = PROJECT_ROOT / "sample_data"
+
+# Fixtures from tests/backends.py, for every directory: migrated databases of both backends.
+__all__ = ["database_url", "engine", "postgres_template", "session_factory", "sqlite_template"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", SQLITE_ONLY_MARKER)
 
 
 @pytest.fixture(scope="session")
@@ -77,6 +93,12 @@ def registry(w3: Web3, operator: LocalAccount, registry_artifact: ContractArtifa
 
 
 @pytest.fixture
-def settings(tmp_path: Path, anvil: AnvilProcess) -> Settings:
-    """Settings for a vault in a temporary data dir, attached to the session's node."""
-    return Settings(data_dir=tmp_path / "data", chain_rpc_url=anvil.url, project_root=PROJECT_ROOT)
+def settings(tmp_path: Path, anvil: AnvilProcess, database_url: str) -> Settings:
+    """Settings for a vault in a temporary data dir on each database backend, attached to
+    the session's node."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        chain_rpc_url=anvil.url,
+        project_root=PROJECT_ROOT,
+        database_url=database_url,
+    )

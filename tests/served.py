@@ -33,12 +33,17 @@ def vault_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 90) -> httpx.Response:
+def wait_healthy(
+    url: str, proc: subprocess.Popen[str], timeout: float = 90, log: Path | None = None
+) -> httpx.Response:
     """Poll ``url`` until it answers 200; fail with the server's output if it exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"vault serve exited: {proc.stdout.read() if proc.stdout else ''}")
+            output = proc.stdout.read() if proc.stdout else ""
+            if log is not None and log.is_file():
+                output += log.read_text(errors="replace")
+            raise AssertionError(f"vault serve exited: {output}")
         try:
             reply = httpx.get(url, timeout=2)
             if reply.status_code == 200:
@@ -51,13 +56,19 @@ def wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 90) -> 
 
 @contextmanager
 def served_vault(env: dict[str, str]) -> Iterator[str]:
-    """`vault serve` with ``env``; yields its base URL; SIGTERM (it stops its chain) after."""
-    proc = subprocess.Popen(
-        [*VAULT, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    """`vault serve` with ``env``; yields its base URL; SIGTERM (it stops its chain) after.
+
+    The server's output goes to ``serve-PORT.log`` beside the data dir (a pipe nobody reads
+    would fill up and stall a chatty server), and is shown if it exits before answering.
+    """
+    log = Path(env["VAULT_DATA_DIR"]).parent / f"serve-{env['VAULT_PORT']}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [*VAULT, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT, text=True
+        )
     base = f"http://127.0.0.1:{env['VAULT_PORT']}"
     try:
-        wait_healthy(f"{base}/healthz", proc)
+        wait_healthy(f"{base}/healthz", proc, log=log)
         yield base
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -1,3 +1,5 @@
+"""API fixtures: the real app on a fresh database of each backend and the session's node."""
+
 from __future__ import annotations
 
 import secrets
@@ -12,23 +14,29 @@ from pydantic import SecretStr
 
 from tests.api.support import ADMIN_TOKEN, admin_headers, sign_in_provider
 from vault.api.app import create_app
+from vault.chain.node import AnvilProcess
 from vault.config import Settings
 from vault.runtime import Vault, open_vault
 
 
 @pytest.fixture
-def api_settings(tmp_path: Path, anvil, project_root: Path) -> Settings:  # type: ignore[no-untyped-def]
+def api_settings(
+    tmp_path: Path, anvil: AnvilProcess, project_root: Path, database_url: str
+) -> Settings:
+    """A vault's settings on each database backend (``database_url``'s parameter)."""
     return Settings(
         data_dir=tmp_path / "data",
         chain_rpc_url=anvil.url,
         project_root=project_root,
         admin_token=SecretStr(ADMIN_TOKEN),
+        database_url=database_url,
     )
 
 
 @pytest.fixture
 def vault(api_settings: Settings) -> Iterator[Vault]:
-    """A vault opened on a temporary SQLite database and the session's Anvil node."""
+    """A vault opened on a fresh database and the session's Anvil node; it deploys its own
+    registry (the database has no deployment record)."""
     opened = open_vault(api_settings)
     try:
         yield opened

@@ -1,4 +1,5 @@
-"""Record service fixtures: a real database of each backend, a real blob directory."""
+"""Record service fixtures: a real database of each backend (``session_factory``, from
+``tests/backends.py``), a real blob directory."""
 
 from __future__ import annotations
 
@@ -7,13 +8,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.store.backends import (
-    database_url,
-    engine,
-    postgres_template,
-    session_factory,
-    sqlite_template,
-)
 from vault.crypto.keyring import StaticKeyring, new_keyring
 from vault.records.service import RecordService
 from vault.records.types import RecordLimits
@@ -22,10 +16,6 @@ from vault.store.blobs import LocalBlobStore
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_FHIR = PROJECT_ROOT / "sample_data" / "fhir"
 SHARED_FHIR = Path("/work/shared/fhir")
-
-
-# Fixtures from tests/store/backends.py: migrated databases of both backends.
-__all__ = ["database_url", "engine", "postgres_template", "session_factory", "sqlite_template"]
 
 
 @pytest.fixture
