@@ -7,9 +7,11 @@ consent registry, deploying it only on a chain that has never had one from this 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from eth_account.signers.local import LocalAccount
+from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
@@ -154,3 +156,30 @@ def open_vault(settings: Settings, *, start_chain: bool = True, redeploy: bool =
     if deployed_now:
         vault.notes.append(f"deployed ConsentRegistry at {deployment.address}")
     return vault
+
+
+def configure_logging() -> None:
+    """The vault's log format for a serving process (the parent and each worker)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "alembic", "web3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """``VAULT_*`` variables from which :func:`get_settings` rebuilds ``settings``.
+
+    Worker processes of ``vault serve`` are fresh interpreters that read their settings
+    from the environment; values the command line set (``--port``...) reach them so.
+    Only fields that were set (by the environment or explicitly) are written.
+    """
+    env: dict[str, str] = {}
+    for name in sorted(settings.model_fields_set):
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        env[f"VAULT_{name.upper()}"] = str(value)
+    return env

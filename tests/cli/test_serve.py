@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from tests.served import run_vault, served_vault, vault_env
-from vault.cli.serve import YOUNG_COLLECTION_THRESHOLD, _settle_heap
+from vault.config import Settings
+from vault.runtime import settings_environment
 
 
 @pytest.fixture
@@ -112,13 +113,20 @@ def test_operator_registers_a_provider_and_anchors(served: tuple[str, dict[str, 
     assert verified.returncode == 0 and "intact" in verified.stdout
 
 
-def test_the_server_freezes_its_start_up_heap_and_collects_young_objects_rarely() -> None:
-    before = gc.get_threshold()
-    try:
-        _settle_heap()
-        assert gc.get_freeze_count() > 0
-        assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, *before[1:])
-        assert before[0] < YOUNG_COLLECTION_THRESHOLD
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*before)
+def test_workers_rebuild_the_settings_the_command_was_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    given = Settings(
+        data_dir=tmp_path,
+        port=8123,
+        chain_rpc_url="http://127.0.0.1:9",
+        anchor_interval_seconds=2.5,
+        pepper=SecretStr("ab" * 16),
+    )
+    env = settings_environment(given)
+    assert env["VAULT_PORT"] == "8123" and env["VAULT_PEPPER"] == "ab" * 16
+    for name in list(Settings.model_fields):
+        monkeypatch.delenv(f"VAULT_{name.upper()}", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert Settings() == given

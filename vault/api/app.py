@@ -15,6 +15,7 @@ from vault.audit.anchoring import anchor_audit_log
 from vault.housekeeping import Housekeeping, Job
 from vault.runtime import Vault
 from vault.services import Services, build_services
+from vault.store.locks import Leadership
 
 DESCRIPTION = """
 Patients enroll with their face and keep encrypted health records; providers read them
@@ -57,7 +58,9 @@ def create_app(
             ),
         ]
         if housekeeping
-        else []
+        else [],
+        # One process of all that serve this vault runs the jobs (vault/housekeeping.py).
+        election=Leadership(vault.engine, "housekeeping") if housekeeping else None,
     )
 
     @asynccontextmanager

@@ -8,6 +8,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
+from vault.store.locks import exclusive
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -19,5 +21,11 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the schema to every head. Areas own separate branches off the base."""
-    command.upgrade(alembic_config(engine), "heads")
+    """Bring the schema to every head. Areas own separate branches off the base.
+
+    Several API processes start at once on one database: under the deployment-wide
+    migrations lock, the first applies the migrations and the others then find the
+    schema at head and change nothing (unlocked, they raced to create the same tables).
+    """
+    with exclusive(engine, "migrations"):
+        command.upgrade(alembic_config(engine), "heads")
