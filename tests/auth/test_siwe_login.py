@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import secrets
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,22 +15,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from vault.auth.siwe_login import ProviderSignIn
 from vault.errors import AuthenticationFailed, InvalidInput
 from vault.store.database import make_engine, make_session_factory
-from vault.store.migrate import upgrade
 
 DOMAIN = "127.0.0.1:8400"
 
 
 @pytest.fixture
-def factory(tmp_path: Path) -> sessionmaker[Session]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'auth.db'}")
-    upgrade(engine)
-    return make_session_factory(engine)
-
-
-@pytest.fixture
-def signin(factory: sessionmaker[Session]) -> ProviderSignIn:
+def signin(session_factory: sessionmaker[Session]) -> ProviderSignIn:
+    """Sign-in with its nonces in a fresh database of each backend."""
     return ProviderSignIn(
-        session_factory=factory, domain=DOMAIN, chain_id=31337, nonce_ttl_seconds=300
+        session_factory=session_factory, domain=DOMAIN, chain_id=31337, nonce_ttl_seconds=300
     )
 
 
@@ -108,3 +102,40 @@ def test_signature_of_another_key_is_refused(signin: ProviderSignIn) -> None:
 def test_garbage_is_invalid_input(signin: ProviderSignIn) -> None:
     with pytest.raises(InvalidInput):
         signin.verify(message="hello", signature="0x00")
+
+
+def test_a_message_replayed_at_once_through_two_processes_signs_in_once(
+    database_url: str,
+) -> None:
+    """Two API processes (two engines, two ProviderSignIn) on one database, a signed
+    message sent to both at the same moment, several times: one sign-in, the rest refused."""
+    engines = [make_engine(database_url) for _ in range(2)]
+    try:
+        signins = [
+            ProviderSignIn(
+                session_factory=make_session_factory(engine),
+                domain=DOMAIN,
+                chain_id=31337,
+                nonce_ttl_seconds=300,
+            )
+            for engine in engines
+        ]
+        nonce, _ = signins[0].new_nonce()
+        message, signature, address = signed(nonce)
+        attempts = 8
+        start = threading.Barrier(attempts)
+
+        def attempt(n: int) -> str | None:
+            start.wait()
+            try:
+                return signins[n % 2].verify(message=message, signature=signature)
+            except AuthenticationFailed:
+                return None
+
+        with ThreadPoolExecutor(attempts) as pool:
+            results = list(pool.map(attempt, range(attempts)))
+        assert results.count(address) == 1
+        assert results.count(None) == attempts - 1
+    finally:
+        for engine in engines:
+            engine.dispose()
