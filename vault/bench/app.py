@@ -47,3 +47,11 @@ def create_bench_app(
     app = create_app(vault, services, housekeeping=housekeeping)
     app.include_router(router)
     return app
+
+
+def create_served_bench_app() -> FastAPI:
+    """:func:`create_bench_app` with its housekeeping, in one worker of the bench's server
+    (:mod:`vault.bench.server`), attached as ``vault serve``'s workers are."""
+    from vault.api.asgi import worker_app
+
+    return worker_app(lambda vault: create_bench_app(vault, housekeeping=True))
