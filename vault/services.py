@@ -7,11 +7,8 @@ chain).
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 from vault.access.accounts import PatientAccounts
 from vault.access.consents import ConsentDesk
@@ -30,10 +27,8 @@ from vault.records.service import RecordService
 from vault.records.types import RecordLimits
 from vault.records.wiring import blob_store, keyring_source
 from vault.runtime import Vault
-from vault.store.blobs import LocalBlobStore
 
 SIGNATURE_TTL_SECONDS = 600
-T = TypeVar("T")
 
 
 def signature_deadline(registry: ConsentRegistryClient, ttl: int = SIGNATURE_TTL_SECONDS) -> int:
@@ -55,17 +50,6 @@ class Services:
     gate: ConsentGate
     consents: ConsentDesk
     enrollment: PatientEnrollment
-    #: Whether the record store's reads are local and quick (SQLite file, blob directory):
-    #: then coroutines run them inline rather than paying a worker-thread round trip.
-    local_storage: bool = False
-
-    async def offload(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Run a blocking store read from a coroutine: inline when storage is local (tens
-        of microseconds of disk cache and CPU), in a worker thread when it is a network
-        round trip (PostgreSQL, object storage) that must not stall the event loop."""
-        if self.local_storage:
-            return fn(*args, **kwargs)
-        return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 def build_services(vault: Vault) -> Services:
@@ -128,14 +112,8 @@ def build_services(vault: Vault) -> Services:
         records=records,
         registry=registry,
         gate=ConsentGate(
-            registry=registry,
-            audit=audit,
-            latest_block=registry.latest_block,
-            latest_block_async=registry.latest_block_async,
-            cache_seconds=settings.consent_cache_seconds,
+            registry=registry, audit=audit, cache_seconds=settings.consent_cache_seconds
         ),
         consents=consents,
         enrollment=enrollment,
-        local_storage=vault.engine.dialect.name == "sqlite"
-        and isinstance(records.blobs, LocalBlobStore),
     )

@@ -1,29 +1,32 @@
-"""The consent gate's per-block decision cache, against the real contract on Anvil.
+"""The consent gate against the real contract on Anvil, audited to each database backend.
 
 What must hold: a decision is reused only while the chain's head is the block it was
 made for and the clock is inside the span the chain vouched for; any new block (a
 revoke, a deactivation, by this client or any other) drops it before the next read.
+Every decision (allowed, denied, unavailable) is in the audit log before the gate
+returns, and a log that cannot be written refuses the read.
 """
 
 from __future__ import annotations
 
-import asyncio
+import socket
 from collections.abc import Callable
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import pytest
 from eth_account.signers.local import LocalAccount
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
 
 from vault.access.accounts import PatientAccount
 from vault.access.gate import ConsentGate
 from vault.audit.log import AuditLog
-from vault.chain.codes import purpose_id, scope_id
-from vault.chain.jsonrpc import AsyncJsonRpc, JsonRpc
+from vault.chain.codes import ALL_SCOPES, purpose_id, scope_id
+from vault.chain.compiler import ContractArtifact
+from vault.chain.jsonrpc import JsonRpcClient
 from vault.chain.registry import AccessBasis, ConsentRegistryClient
-from vault.errors import AccessDenied, ChainUnavailable
-from vault.store.database import make_engine, make_session_factory
-from vault.store.migrate import upgrade
+from vault.errors import AccessDenied, ChainUnavailable, ContractMissing, DatabaseUnavailable
 
 
 class Patient(NamedTuple):  # the same shape as the conftest fixture's value
@@ -50,37 +53,56 @@ class Counting:
 
 
 @pytest.fixture
-def audit(tmp_path: Path) -> AuditLog:
-    engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
-    upgrade(engine)
-    return AuditLog(session_factory=make_session_factory(engine))
+def audit(session_factory: sessionmaker[Session]) -> AuditLog:
+    return AuditLog(session_factory=session_factory)
 
 
 def _gate(
-    client: ConsentRegistryClient, audit: AuditLog, *, clock: Callable[[], float] | None = None
+    client: ConsentRegistryClient,
+    audit: AuditLog,
+    *,
+    clock: Callable[[], float] | None = None,
+    cache_seconds: int = 60,
 ) -> ConsentGate:
     kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
-    return ConsentGate(
-        registry=client,
-        audit=audit,
-        latest_block=client.latest_block,
-        latest_block_async=client.latest_block_async,  # as the API wires it
-        cache_seconds=60,
-        **kwargs,
-    )
+    return ConsentGate(registry=client, audit=audit, cache_seconds=cache_seconds, **kwargs)
 
 
 def _account(patient: Patient) -> PatientAccount:
     return PatientAccount("pat_test", "rec_test", patient.patient_id, patient.key.address)
 
 
-def _grant(client: ConsentRegistryClient, patient: Patient, provider: str, expires_at: int) -> None:
+def _read(gate: ConsentGate, patient: Patient, provider: str) -> AccessBasis:
+    """One read of an Observation: its basis, or the refusal raised."""
+    return gate.authorize_read(
+        account=_account(patient),
+        provider=provider,
+        category="Observation",
+        purpose="TREAT",
+        record_id="r1",
+    ).basis
+
+
+def _read_or_denied(gate: ConsentGate, patient: Patient, provider: str) -> AccessBasis:
+    try:
+        return _read(gate, patient, provider)
+    except AccessDenied:
+        return AccessBasis.NONE
+
+
+def _grant(
+    client: ConsentRegistryClient,
+    patient: Patient,
+    provider: str,
+    expires_at: int,
+    scope: bytes = OBSERVATION,
+) -> None:
     client.grant_consent(
         client.sign_grant(
             patient.key,
             patient_id=patient.patient_id,
             provider=provider,
-            scope=OBSERVATION,
+            scope=scope,
             purpose=TREAT,
             expires_at=expires_at,
         )
@@ -99,30 +121,24 @@ def _revoke(client: ConsentRegistryClient, patient: Patient, provider: str) -> N
     )
 
 
-def _dead_client(client: ConsentRegistryClient, artifact: Any) -> ConsentRegistryClient:
-    """The same registry, through a JSON-RPC endpoint where nothing answers."""
-    dead = ConsentRegistryClient(
-        w3=client.w3, address=client.address, abi=artifact.abi, chain_id=31337
-    )
-    dead._rpc = JsonRpc(f"http://127.0.0.1:{_free_port()}")
-    return dead
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
-def _read_together(
-    gate: ConsentGate, account: PatientAccount, provider: str, readers: int
-) -> list[AccessBasis | BaseException]:
-    """``readers`` coroutines asking ``gate`` at once, each with its own head; their
-    answers, or what each raised."""
+def _dead_rpc() -> JsonRpcClient:
+    """A JSON-RPC endpoint where nothing answers."""
+    return JsonRpcClient(f"http://127.0.0.1:{_free_port()}")
 
-    async def read() -> AccessBasis:
-        return await gate.basis_async(
-            account, provider, "Observation", "TREAT", head=gate.watch_head()
-        )
 
-    async def together() -> list[AccessBasis | BaseException]:
-        return list(await asyncio.gather(*(read() for _ in range(readers)), return_exceptions=True))
+def _outcomes(audit: AuditLog) -> list[tuple[str, str, str, str]]:
+    return [
+        (e.event.action, e.event.outcome, e.event.reason, e.event.scope) for e in audit.entries()
+    ]
 
-    return asyncio.run(together())
+
+# ------------------------------------------------------------------ the cache
 
 
 def test_decision_is_reused_within_one_block(
@@ -133,11 +149,10 @@ def test_decision_is_reused_within_one_block(
     heads = Counting(client, "latest_block")
     gate = _gate(client, audit)
     for _ in range(5):
-        assert gate.basis(_account(patient), provider.address, "Observation", "TREAT") is (
-            AccessBasis.CONSENT
-        )
+        assert _read(gate, patient, provider.address) is AccessBasis.CONSENT
     assert calls.calls == 1  # one pair of eth_calls, then the cache
     assert heads.calls == 5  # but the head is asked on every read
+    assert len(audit.entries()) == 5  # and every read is audited, cached or not
 
 
 def test_revoke_is_enforced_on_the_next_read(
@@ -145,10 +160,33 @@ def test_revoke_is_enforced_on_the_next_read(
 ) -> None:
     _grant(client, patient, provider.address, client.chain_time() + 3600)
     gate = _gate(client, audit)
-    account = _account(patient)
-    assert gate.basis(account, provider.address, "Observation", "TREAT") is AccessBasis.CONSENT
+    assert _read(gate, patient, provider.address) is AccessBasis.CONSENT
     _revoke(client, patient, provider.address)
-    assert gate.basis(account, provider.address, "Observation", "TREAT") is AccessBasis.NONE
+    with pytest.raises(AccessDenied):
+        _read(gate, patient, provider.address)
+    assert _outcomes(audit) == [
+        ("read", "allowed", "", "Observation"),
+        ("read", "denied", "no_consent", "Observation"),
+    ]
+    assert audit.verify_chain() == 2
+
+
+def test_revoke_is_enforced_for_readers_in_every_thread(
+    client: ConsentRegistryClient, patient: Patient, provider: LocalAccount, audit: AuditLog
+) -> None:
+    """Readers in the API's worker threads share head fetches; none of them, before or
+    after the revoke's receipt, is answered from a block older than its arrival."""
+    _grant(client, patient, provider.address, client.chain_time() + 3600)
+    gate = _gate(client, audit)
+    with ThreadPoolExecutor(8) as pool:
+        before = list(pool.map(lambda _: _read(gate, patient, provider.address), range(16)))
+        _revoke(client, patient, provider.address)
+        after = list(
+            pool.map(lambda _: _read_or_denied(gate, patient, provider.address), range(16))
+        )
+    assert before == [AccessBasis.CONSENT] * 16
+    assert after == [AccessBasis.NONE] * 16
+    assert audit.verify_chain() == 32
 
 
 def test_change_made_by_another_client_is_seen(
@@ -156,19 +194,18 @@ def test_change_made_by_another_client_is_seen(
     patient: Patient,
     provider: LocalAccount,
     audit: AuditLog,
-    registry_artifact: Any,
+    registry_artifact: ContractArtifact,
     operator: LocalAccount,
 ) -> None:
     """Another API process (or the operator's CLI) deactivates the provider."""
     _grant(client, patient, provider.address, client.chain_time() + 3600)
     gate = _gate(client, audit)
-    account = _account(patient)
-    assert gate.basis(account, provider.address, "Observation", "TREAT") is AccessBasis.CONSENT
+    assert _read(gate, patient, provider.address) is AccessBasis.CONSENT
     other = ConsentRegistryClient.connect(
         w3=client.w3, address=client.address, artifact=registry_artifact, operator=operator
     )
     other.deactivate_provider(provider.address)
-    assert gate.basis(account, provider.address, "Observation", "TREAT") is AccessBasis.NONE
+    assert _read_or_denied(gate, patient, provider.address) is AccessBasis.NONE
 
 
 def test_consent_expiring_inside_the_span_is_not_cached(
@@ -178,10 +215,9 @@ def test_consent_expiring_inside_the_span_is_not_cached(
     expires_at = int(now[0]) + 10  # inside the 60 s the cache would otherwise cover
     _grant(client, patient, provider.address, expires_at)
     gate = _gate(client, audit, clock=lambda: now[0])
-    account = _account(patient)
-    assert gate.basis(account, provider.address, "Observation", "TREAT") is AccessBasis.CONSENT
+    assert _read(gate, patient, provider.address) is AccessBasis.CONSENT
     now[0] = float(expires_at)  # no block mined since: only the clock moved
-    assert gate.basis(account, provider.address, "Observation", "TREAT") is AccessBasis.NONE
+    assert _read_or_denied(gate, patient, provider.address) is AccessBasis.NONE
 
 
 def test_cached_decision_is_not_used_past_its_span(
@@ -191,138 +227,147 @@ def test_cached_decision_is_not_used_past_its_span(
     _grant(client, patient, provider.address, int(now[0]) + 3600)
     gate = _gate(client, audit, clock=lambda: now[0])
     calls = Counting(client, "access_basis_span")
-    account = _account(patient)
-    gate.basis(account, provider.address, "Observation", "TREAT")
+    _read(gate, patient, provider.address)
     now[0] += 61
-    gate.basis(account, provider.address, "Observation", "TREAT")
+    _read(gate, patient, provider.address)
     assert calls.calls == 2
 
 
-def test_async_read_is_decided_and_audited_like_the_sync_one(
+def test_without_a_cache_each_read_asks_the_chain_at_latest(
+    client: ConsentRegistryClient, patient: Patient, provider: LocalAccount, audit: AuditLog
+) -> None:
+    calls = Counting(client, "access_basis")
+    gate = _gate(client, audit, cache_seconds=0)
+    assert _read_or_denied(gate, patient, provider.address) is AccessBasis.NONE
+    _grant(client, patient, provider.address, client.chain_time() + 3600)
+    assert _read(gate, patient, provider.address) is AccessBasis.CONSENT
+    assert calls.calls == 2
+
+
+# ------------------------------------------------------------------ listings
+
+
+def test_a_listing_is_decided_per_category_and_audited_once(
     client: ConsentRegistryClient, patient: Patient, provider: LocalAccount, audit: AuditLog
 ) -> None:
     _grant(client, patient, provider.address, client.chain_time() + 3600)
     gate = _gate(client, audit)
-    account = _account(patient)
-
-    async def read() -> AccessBasis:
-        decision = await gate.authorize_read_async(
-            account=account,
-            provider=provider.address,
-            category="Observation",
-            purpose="TREAT",
-            record_id="r1",
-            head=gate.watch_head(),
-        )
-        return decision.basis
-
-    assert asyncio.run(read()) is AccessBasis.CONSENT
-    _revoke(client, patient, provider.address)
+    allowed = gate.authorize_list(
+        account=_account(patient),
+        provider=provider.address,
+        categories={"Observation", "Condition", "DocumentReference"},
+        purpose="TREAT",
+    )
+    assert allowed == {"Observation"}
     with pytest.raises(AccessDenied):
-        asyncio.run(read())
-    entries = audit.entries()
-    assert [(e.event.outcome, e.event.reason) for e in entries] == [
-        ("allowed", ""),
-        ("denied", "no_consent"),
+        gate.authorize_list(
+            account=_account(patient),
+            provider=provider.address,
+            categories={"Condition"},
+            purpose="TREAT",
+        )
+    with pytest.raises(AccessDenied):  # a patient with nothing to list: nothing allowed
+        gate.authorize_list(
+            account=_account(patient), provider=provider.address, categories=(), purpose="TREAT"
+        )
+    assert _outcomes(audit) == [
+        ("list", "allowed", "", "Observation"),
+        ("list", "denied", "no_consent", "Condition"),
+        ("list", "denied", "no_consent", ""),
     ]
-    assert audit.verify_chain() == 2
 
 
-def test_readers_missing_the_cache_together_share_one_decision(
+def test_a_listing_takes_every_category_at_one_head(
     client: ConsentRegistryClient, patient: Patient, provider: LocalAccount, audit: AuditLog
 ) -> None:
-    """After a new block every reader misses at once: the ones deciding the same terms
-    for the same block and second share one pair of eth_calls."""
-    _grant(client, patient, provider.address, client.chain_time() + 3600)
-    now = float(client.chain_time())
-    gate = _gate(client, audit, clock=lambda: now)
-    calls = Counting(client, "access_basis_span")
-    account = _account(patient)
-    assert _read_together(gate, account, provider.address, 8) == [AccessBasis.CONSENT] * 8
-    assert calls.calls == 1
-    _revoke(client, patient, provider.address)  # a new block: every reader misses again
-    assert _read_together(gate, account, provider.address, 8) == [AccessBasis.NONE] * 8
-    assert calls.calls == 2
+    _grant(client, patient, provider.address, client.chain_time() + 3600, scope=ALL_SCOPES)
+    heads = Counting(client, "latest_block")
+    gate = _gate(client, audit)
+    assert gate.authorize_list(
+        account=_account(patient),
+        provider=provider.address,
+        categories={"Observation", "Condition"},
+        purpose="TREAT",
+    ) == {"Observation", "Condition"}
+    assert heads.calls == 1
 
 
-def test_a_shared_decision_that_fails_fails_every_reader(
-    client: ConsentRegistryClient,
-    patient: Patient,
-    provider: LocalAccount,
-    audit: AuditLog,
-    registry_artifact: Any,
-) -> None:
-    """The head answers but the decision's eth_calls cannot: every reader sharing that
-    decision is refused, each with an exception of its own."""
-    gate = ConsentGate(
-        registry=_dead_client(client, registry_artifact),
-        audit=audit,
-        latest_block=client.latest_block,
-        latest_block_async=client.latest_block_async,
-        cache_seconds=60,
-    )
-    outcomes = _read_together(gate, _account(patient), provider.address, 4)
-    assert all(isinstance(o, ChainUnavailable) for o in outcomes), outcomes
-    assert len({id(o) for o in outcomes}) == 4
+# ------------------------------------------------------------------ fail closed
 
 
-def test_unreachable_chain_is_refused_and_audited(
-    client: ConsentRegistryClient,
-    patient: Patient,
-    provider: LocalAccount,
-    audit: AuditLog,
-    registry_artifact: Any,
+def test_unreachable_chain_is_refused_and_audited_even_with_a_cached_yes(
+    client: ConsentRegistryClient, patient: Patient, provider: LocalAccount, audit: AuditLog
 ) -> None:
     _grant(client, patient, provider.address, client.chain_time() + 3600)
-    node = [client.latest_block]
-    gate = ConsentGate(
-        registry=client, audit=audit, latest_block=lambda: node[0](), cache_seconds=60
-    )
-    account = _account(patient)
-    gate.basis(account, provider.address, "Observation", "TREAT")  # cached for this block
-    # The node stops answering: the cache must not answer instead.
-    node[0] = _dead_client(client, registry_artifact).latest_block
+    gate = _gate(client, audit)
+    assert _read(gate, patient, provider.address) is AccessBasis.CONSENT  # cached now
+    client._rpc = _dead_rpc()  # the node stops answering: the cache must not answer instead
     with pytest.raises(ChainUnavailable):
-        gate.authorize_read(
-            account=account, provider=provider.address, category="Observation", purpose="TREAT"
+        _read(gate, patient, provider.address)
+    with pytest.raises(ChainUnavailable):
+        gate.authorize_list(
+            account=_account(patient),
+            provider=provider.address,
+            categories={"Observation"},
+            purpose="TREAT",
         )
-    assert [e.event.reason for e in audit.entries()] == ["chain_unavailable"]
+    assert _outcomes(audit)[1:] == [
+        ("read", "denied", "chain_unavailable", "Observation"),
+        ("list", "denied", "chain_unavailable", "Observation"),
+    ]
 
 
-def test_unreachable_chain_is_refused_and_audited_on_the_async_path(
+def test_a_decision_the_chain_cannot_give_is_refused_in_every_thread(
     client: ConsentRegistryClient,
     patient: Patient,
     provider: LocalAccount,
     audit: AuditLog,
+    registry_artifact: ContractArtifact,
+) -> None:
+    """The head answers but the decision's eth_calls cannot: every reader is refused and
+    audited."""
+    _grant(client, patient, provider.address, client.chain_time() + 3600)
+    dead = ConsentRegistryClient(
+        w3=client.w3, address=client.address, abi=registry_artifact.abi, chain_id=31337
+    )
+    dead._rpc = _dead_rpc()
+    client.access_basis_span = dead.access_basis_span  # type: ignore[method-assign]
+    gate = _gate(client, audit)
+
+    def outcome(_: int) -> type[BaseException] | AccessBasis:
+        try:
+            return _read(gate, patient, provider.address)
+        except ChainUnavailable as exc:
+            return type(exc)
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(outcome, range(8))) == [ChainUnavailable] * 8
+    assert [reason for _, _, reason, _ in _outcomes(audit)] == ["chain_unavailable"] * 8
+
+
+def test_an_address_without_the_registry_is_refused_and_audited(
+    w3: Any, registry_artifact: ContractArtifact, patient: Patient, audit: AuditLog
+) -> None:
+    empty = ConsentRegistryClient.connect(
+        w3=w3, address="0x" + "11" * 20, artifact=registry_artifact
+    )
+    for cache_seconds in (0, 60):
+        with pytest.raises(ContractMissing):
+            _read(_gate(empty, audit, cache_seconds=cache_seconds), patient, "0x" + "22" * 20)
+    assert [reason for _, _, reason, _ in _outcomes(audit)] == ["contract_missing"] * 2
+
+
+def test_an_audit_log_that_cannot_be_written_refuses_the_read(
+    client: ConsentRegistryClient,
+    patient: Patient,
+    provider: LocalAccount,
+    session_factory: sessionmaker[Session],
 ) -> None:
     _grant(client, patient, provider.address, client.chain_time() + 3600)
-    dead = AsyncJsonRpc(f"http://127.0.0.1:{_free_port()}")
-    node = [client.latest_block_async]
-    gate = ConsentGate(
-        registry=client,
-        audit=audit,
-        latest_block=client.latest_block,
-        latest_block_async=lambda: node[0](),
-        cache_seconds=60,
-    )
-    account = _account(patient)
-
-    async def read() -> AccessBasis:
-        decision = await gate.authorize_read_async(
-            account=account, provider=provider.address, category="Observation", purpose="TREAT"
-        )
-        return decision.basis
-
-    assert asyncio.run(read()) is AccessBasis.CONSENT  # and cached for this block
-    node[0] = lambda: dead.call("eth_getBlockByNumber", ["latest", False])  # type: ignore[assignment,return-value]
-    with pytest.raises(ChainUnavailable):
-        asyncio.run(read())
-    assert [e.event.reason for e in audit.entries()] == ["", "chain_unavailable"]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    audit = AuditLog(session_factory=session_factory)
+    gate = _gate(client, audit)
+    assert _read(gate, patient, provider.address) is AccessBasis.CONSENT
+    with session_factory() as session, session.begin():
+        session.execute(text("DROP TABLE audit_entries"))
+    with pytest.raises(DatabaseUnavailable):  # the chain said yes; no entry, no read
+        _read(gate, patient, provider.address)

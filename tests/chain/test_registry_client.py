@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
+from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
 from vault.audit.log import AuditEvent, AuditLog
@@ -23,8 +23,6 @@ from vault.chain.registry import (
 )
 from vault.chain.rpc import connect
 from vault.errors import ChainUnavailable, ContractMissing, InvalidInput
-from vault.store.database import make_engine, make_session_factory
-from vault.store.migrate import upgrade
 
 OBSERVATION = scope_id("Observation")
 CONDITION = scope_id("Condition")
@@ -213,6 +211,35 @@ def test_expiry_is_judged_by_the_vault_clock_on_an_idle_chain(
     assert not late.is_allowed(patient.patient_id, provider.address, OBSERVATION, TREAT)
 
 
+def test_a_span_is_read_at_the_block_it_names(
+    client: ConsentRegistryClient, patient: Patient, provider: LocalAccount
+) -> None:
+    """Both eth_calls of a span are pinned to one block by hash (EIP-1898): the block
+    before a grant still says no, the grant's block says yes at both ends of the span,
+    a consent expiring inside the span differs at its ends, and a block the node does not
+    have is refused, never read as allowed."""
+    before = client.latest_block()
+    expires_at = _later(client, 600)
+    _grant(client, patient, provider.address, expires_at=expires_at)
+    after = client.latest_block()
+    assert after.number == before.number + 1 and after.hash != before.hash
+    terms = (patient.patient_id, provider.address, OBSERVATION, TREAT)
+    start = after.timestamp
+    assert client.access_basis_span(
+        *terms, block_hash=before.hash, start=start, end=start + 60
+    ) == (AccessBasis.NONE, AccessBasis.NONE)
+    assert client.access_basis_span(*terms, block_hash=after.hash, start=start, end=start + 60) == (
+        AccessBasis.CONSENT,
+        AccessBasis.CONSENT,
+    )
+    assert client.access_basis_span(*terms, block_hash=after.hash, start=start, end=expires_at) == (
+        AccessBasis.CONSENT,
+        AccessBasis.NONE,
+    )
+    with pytest.raises(ChainUnavailable):
+        client.access_basis_span(*terms, block_hash="0x" + "ab" * 32, start=start, end=start)
+
+
 def test_deactivated_provider_is_denied(
     client: ConsentRegistryClient, patient: Patient, provider: LocalAccount
 ) -> None:
@@ -259,11 +286,9 @@ def test_anchor_implements_the_audit_sink(client: ConsentRegistryClient) -> None
 
 
 def test_audit_log_anchors_through_the_client(
-    client: ConsentRegistryClient, tmp_path: Path
+    client: ConsentRegistryClient, session_factory: sessionmaker[Session]
 ) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
-    upgrade(engine)
-    log = AuditLog(session_factory=make_session_factory(engine))
+    log = AuditLog(session_factory=session_factory)
     for n in range(3):
         log.append(
             AuditEvent("p1", "0xprovider", "read", "allowed", "Observation", "TREAT", f"r{n}")
@@ -278,7 +303,6 @@ def test_audit_log_anchors_through_the_client(
         (first.root, 1, 3),
         (second.root, 4, 4),
     ]
-    engine.dispose()
 
 
 # ------------------------------------------------------------------------ history

@@ -8,32 +8,30 @@ that started after it arrived (waiting for it if it is still in flight) and star
 own only when no such fetch exists. Under load this is one ``eth_getBlockByNumber`` per
 wave of readers; alone, one per read. Arrival and fetch start are ordered by one counter
 under one lock, so "started after it arrived" never depends on clock resolution.
+Readers are threads: the API's worker threads, which run the provider routes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import threading
-import weakref
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
 from vault.chain.registry import BlockRef
 from vault.errors import VaultError
 
 #: What a fetch ends with: the block, or the error every reader it serves must raise.
-HeadOutcome = BlockRef | VaultError
+_Outcome = BlockRef | VaultError
 
 
-def _attempt(fetch: Callable[[], BlockRef]) -> HeadOutcome:
+def _attempt(fetch: Callable[[], BlockRef]) -> _Outcome:
     try:
         return fetch()
     except VaultError as exc:  # ChainUnavailable and kin: every reader it serves fails closed
         return exc
 
 
-def block_of(outcome: HeadOutcome) -> BlockRef:
+def _block_of(outcome: _Outcome) -> BlockRef:
     """The block, or a fresh copy of the fetch's error raised in the caller's context."""
     if isinstance(outcome, VaultError):
         # A copy per reader: one exception object raised in many threads would share
@@ -51,7 +49,7 @@ class HeadWatch:
         self._ticket = 0  # bumped by every arrival and every fetch start
         self._in_flight: int | None = None  # ticket of the fetch under way
         self._done_ticket = -1  # ticket of the newest finished fetch
-        self._done: HeadOutcome | None = None
+        self._done: _Outcome | None = None
 
     def latest(self) -> BlockRef:
         """A block fetched entirely after this call began. Raises what the fetch raised."""
@@ -61,7 +59,7 @@ class HeadWatch:
             while True:
                 if self._done_ticket > arrived:
                     assert self._done is not None
-                    return block_of(self._done)
+                    return _block_of(self._done)
                 if self._in_flight is None:
                     break
                 # A fetch is under way. If it started after we arrived it will serve us;
@@ -80,117 +78,4 @@ class HeadWatch:
             self._done_ticket, self._done = mine, outcome
             self._in_flight = None
             self._cond.notify_all()
-        return block_of(outcome)
-
-
-class AsyncHeadWatch:
-    """:class:`HeadWatch` for coroutines on one event loop.
-
-    The same rule (a reader is served only by a fetch that started after it arrived), with
-    waiting done on the loop rather than on thread locks: under load, readers parked on
-    locks each need the GIL back in turn, which serialized them behind the loop's work.
-    ``fetch`` sends its request when called and returns an awaitable of the block
-    (:meth:`ConsentRegistryClient.latest_block_async`), so :meth:`latest` puts a request
-    on the wire at once when none is under way and the caller can do other work while it
-    travels; arrivals during a fetch all join the one fetch that starts when it ends.
-
-    **Arrival, on the loop.** A coroutine's step runs from the loop's ready queue, which
-    is first in, first out, and a request's handler is scheduled only once its bytes have
-    been read. So a reader whose step was queued before a fetch was sent arrived before
-    that fetch was sent, even if its step runs just after the sending one: it may join
-    that fetch. :meth:`_start` queues a callback that closes the fetch to joiners *before*
-    it sends the request; every step queued ahead of that callback was queued before the
-    send, and every later one is not served by it. Readers whose requests were read in
-    one pass of the loop thus share one fetch (under load at concurrency 8, 2.2 readers
-    per fetch without this, most fetches serving one).
-    """
-
-    def __init__(self, fetch: Callable[[], Awaitable[BlockRef]]) -> None:
-        self._fetch = fetch
-        # Futures belong to one loop; a test client may drive the app from several.
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopFetches] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def latest(self) -> asyncio.Future[HeadOutcome]:
-        """A future of a fetch that starts no earlier than this call (``block_of`` it).
-
-        The future is this caller's own: cancelling it (or the task awaiting it) leaves the
-        fetch and its other readers alone, without the cost of ``asyncio.shield`` (a second
-        future and two callbacks per read, about a twentieth of the read at concurrency 32).
-        """
-        loop = asyncio.get_running_loop()
-        state = self._loops.get(loop)
-        if state is None:
-            state = self._loops[loop] = _LoopFetches()
-        reader: asyncio.Future[HeadOutcome] = loop.create_future()
-        if not state.in_flight:
-            state.readers.append(reader)
-            self._start(loop, state)
-        elif state.joinable:
-            state.readers.append(reader)  # sent after this step was queued: see the class doc
-        else:
-            state.next.append(reader)
-        return reader
-
-    def _start(self, loop: asyncio.AbstractEventLoop, state: _LoopFetches) -> None:
-        # Closed to joiners by a callback queued before the request leaves (class doc).
-        state.generation += 1
-        loop.call_soon(_close_to_joiners, state, state.generation)
-        state.in_flight = state.joinable = True
-        try:
-            sent = self._fetch()  # the request leaves now
-        except VaultError as exc:
-            loop.call_soon(self._finished, loop, state, exc)
-            return
-        fetch = loop.create_task(_outcome(sent))
-        fetch.add_done_callback(lambda done: self._finished(loop, state, done))
-
-    def _finished(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        state: _LoopFetches,
-        done: asyncio.Future[HeadOutcome] | VaultError,
-    ) -> None:
-        readers, state.readers = state.readers, []
-        state.in_flight = state.joinable = False
-        for reader in readers:
-            if not reader.done():  # a reader cancelled meanwhile is simply not answered
-                _settle(reader, done)
-        if state.next:
-            state.readers, state.next = state.next, []
-            self._start(loop, state)
-
-
-async def _outcome(sent: Awaitable[BlockRef]) -> HeadOutcome:
-    try:
-        return await sent
-    except VaultError as exc:  # as in _attempt: every reader it serves fails closed
-        return exc
-
-
-@dataclass
-class _LoopFetches:
-    in_flight: bool = False  # a fetch is under way
-    joinable: bool = False  # and it may still serve arrivals (until its closing callback)
-    generation: int = 0  # fetches started; tells a closing callback if its fetch is current
-    readers: list[asyncio.Future[HeadOutcome]] = field(default_factory=list)  # served by it
-    next: list[asyncio.Future[HeadOutcome]] = field(default_factory=list)  # arrived during it
-
-
-def _close_to_joiners(state: _LoopFetches, generation: int) -> None:
-    if state.generation == generation:
-        state.joinable = False
-
-
-def _settle(
-    reader: asyncio.Future[HeadOutcome], done: asyncio.Future[HeadOutcome] | VaultError
-) -> None:
-    if isinstance(done, VaultError):
-        reader.set_result(done)
-    elif done.cancelled():
-        reader.cancel()
-    elif (error := done.exception()) is not None:
-        reader.set_exception(error)
-    else:
-        reader.set_result(done.result())
+        return _block_of(outcome)

@@ -2,8 +2,10 @@
 
 Reads fail closed: a node that does not answer raises :class:`ChainUnavailable`, an
 address without the contract raises :class:`ContractMissing`; neither ever reads as
-"allowed". :meth:`ConsentRegistryClient.access_basis` (and ``is_allowed``) is one raw
-``eth_call`` at the latest block, because the API asks it on every provider read.
+"allowed". The consent gate's calls (:meth:`ConsentRegistryClient.latest_block`,
+:meth:`~ConsentRegistryClient.access_basis`, :meth:`~ConsentRegistryClient.access_basis_span`)
+are raw JSON-RPC through :class:`~vault.chain.jsonrpc.JsonRpcClient`, because the API makes
+them on every provider read; everything else goes through web3.py.
 
 Writes go through a :class:`~vault.chain.relayer.Relayer` (the operator pays gas); the
 patient's key only signs EIP-712 messages, built here with the patient's current on-chain
@@ -13,7 +15,7 @@ nonce and a short deadline.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -38,7 +40,7 @@ from vault.chain.eip712 import (
     SignedRotation,
 )
 from vault.chain.history import HistoryReader, RegistryEvent
-from vault.chain.jsonrpc import AsyncJsonRpc, JsonRpc
+from vault.chain.jsonrpc import JsonRpcClient
 from vault.chain.nonce_guard import NonceGuard
 from vault.chain.relayer import Relayer, TxOutcome
 from vault.chain.reverts import RevertDecoder
@@ -124,8 +126,7 @@ class ConsentRegistryClient:
         self._clock = clock
         self._history = HistoryReader(w3=w3, contract=self.contract, abi=abi)
         endpoint = str(getattr(w3.provider, "endpoint_uri", ""))
-        self._rpc = JsonRpc(endpoint)
-        self._async_rpc = AsyncJsonRpc(endpoint)
+        self._rpc = JsonRpcClient(endpoint)
 
     @classmethod
     def connect(
@@ -206,11 +207,6 @@ class ConsentRegistryClient:
     def latest_block(self) -> BlockRef:
         """Number, hash and time of the chain's latest block (one raw JSON-RPC call)."""
         return _block_ref(self._rpc.call("eth_getBlockByNumber", ["latest", False]))
-
-    def latest_block_async(self) -> Awaitable[BlockRef]:
-        """:meth:`latest_block` on the event loop (the head fetch of every provider read).
-        The request is sent before this returns; await the result for the block."""
-        return _awaited_block(self._async_rpc.call("eth_getBlockByNumber", ["latest", False]))
 
     def _access_basis_call(
         self, patient_id: bytes, provider: str, scope: bytes, purpose: bytes, at: int
@@ -534,10 +530,6 @@ def _b32(value: bytes) -> bytes:
 
 def _address_word(address: str) -> bytes:
     return b"\x00" * 12 + bytes.fromhex(_checksum(address)[2:])
-
-
-async def _awaited_block(reply: Awaitable[dict[str, Any]]) -> BlockRef:
-    return _block_ref(await reply)
 
 
 def _block_ref(reply: object) -> BlockRef:
