@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
 from vault.chain.deployment import (
@@ -37,10 +37,10 @@ def test_verify_refuses_other_code(w3: Web3, registry: Deployment) -> None:
         verify_deployment(w3, swapped)
 
 
-def test_deployment_round_trips_through_database(tmp_path: Path, registry: Deployment) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'v.db'}")
-    upgrade(engine)
-    factory = make_session_factory(engine)
+def test_deployment_round_trips_through_database(
+    session_factory: sessionmaker[Session], registry: Deployment
+) -> None:
+    factory = session_factory
     assert recorded_deployment(factory, registry.chain_id) is None
     record_deployment(factory, registry)
     assert recorded_deployment(factory, registry.chain_id) == registry

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from eth_account.signers.local import LocalAccount
+from sqlalchemy import Engine, text
 from web3 import Web3
 
 from tests.chain.test_relayer import (
@@ -20,10 +21,9 @@ from tests.chain.test_relayer import (
 )
 from vault.chain.compiler import ContractArtifact
 from vault.chain.deployment import Deployment
-from vault.chain.nonce_guard import file_guard, guard_for
+from vault.chain.nonce_guard import guard_for
 from vault.chain.registry import ConsentRegistryClient
 from vault.chain.relayer import TxOutcome
-from vault.store.database import make_engine
 
 THREADS_PER_PROCESS = 4
 
@@ -60,7 +60,7 @@ def relay_from_two_clients(
 
 
 def test_two_relayers_with_one_key_never_race_for_a_nonce(
-    tmp_path: Path,
+    engine: Engine,
     w3: Web3,
     operator: LocalAccount,
     registry: Deployment,
@@ -68,15 +68,16 @@ def test_two_relayers_with_one_key_never_race_for_a_nonce(
     client: ConsentRegistryClient,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    guard = file_guard(tmp_path / "vault.relayer.lock")
-    # Two clients, two relayers, two nonce caches, one key: what two processes have.
+    # Two clients, two relayers, two nonce caches, two guards on the shared database (a
+    # lock file beside SQLite, an advisory lock on PostgreSQL), one key: what two
+    # processes have.
     clients = [
         ConsentRegistryClient.connect(
             w3=w3,
             address=registry.address,
             artifact=registry_artifact,
             operator=operator,
-            nonce_guard=guard,
+            nonce_guard=guard_for(engine),
         )
         for _ in range(2)
     ]
@@ -92,9 +93,18 @@ def test_two_relayers_with_one_key_never_race_for_a_nonce(
     assert races == [], f"{len(races)} nonce races despite the guard"
 
 
-def test_guard_follows_the_database(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'vault.db'}")
+def test_guard_follows_the_database(engine: Engine) -> None:
     guard = guard_for(engine)
     with guard():
-        pass
-    assert (tmp_path / "vault.relayer.lock").exists()
+        if engine.dialect.name == "sqlite":
+            assert Path(str(engine.url.database)).with_suffix(".relayer.lock").exists()
+        else:
+            with engine.connect() as conn:
+                held = conn.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_locks JOIN pg_database d ON d.oid = database"
+                        " WHERE locktype = 'advisory' AND granted"
+                        " AND d.datname = current_database()"
+                    )
+                )
+            assert held == 1
