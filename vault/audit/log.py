@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any, Protocol
 
-from sqlalchemy import Row, bindparam, func, insert, select
+from sqlalchemy import Row, Select, bindparam, func, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -115,6 +115,7 @@ class AnchorSink(Protocol):
         ...
 
 
+_ENTRIES = AuditEntryRow.__table__
 _INSERT_ENTRY = insert(AuditEntryRow)
 #: One batch of entry hashes to anchor, in sequence order.
 _ANCHOR_BATCH = (
@@ -191,7 +192,7 @@ def entry_body(seq: int, at: datetime, event: AuditEvent) -> bytes:
     return text.encode()
 
 
-def _entry(row: AuditEntryRow) -> AuditEntry:
+def _entry(row: Row[Any]) -> AuditEntry:
     event = AuditEvent(
         patient_id=row.patient_id,
         actor=row.actor,
@@ -346,8 +347,9 @@ class AuditLog:
         query = self._range(patient_id=patient_id, first=first, last=last)
         if limit is not None:
             query = query.limit(limit)
-        with self._factory() as session:
-            return [_entry(row) for row in session.scalars(query)]
+        # Core rows, not ORM objects: verify_chain reads every entry through here.
+        with self._engine.connect() as conn:
+            return [_entry(row) for row in conn.execute(query)]
 
     def iter_entries(
         self,
@@ -389,12 +391,12 @@ class AuditLog:
         return count
 
     @staticmethod
-    def _range(*, patient_id: str | None, first: int, last: int | None) -> Any:
-        query = select(AuditEntryRow).where(AuditEntryRow.seq >= first).order_by(AuditEntryRow.seq)
+    def _range(*, patient_id: str | None, first: int, last: int | None) -> Select[Any]:
+        query = select(_ENTRIES).where(_ENTRIES.c.seq >= first).order_by(_ENTRIES.c.seq)
         if last is not None:
-            query = query.where(AuditEntryRow.seq <= last)
+            query = query.where(_ENTRIES.c.seq <= last)
         if patient_id is not None:
-            query = query.where(AuditEntryRow.patient_id == patient_id)
+            query = query.where(_ENTRIES.c.patient_id == patient_id)
         return query
 
     def anchors(self) -> list[Anchor]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from pydantic import BaseModel, Field
 from web3 import Web3
 
@@ -25,6 +25,9 @@ router = APIRouter(tags=["patients"], responses=ERRORS)
 
 Photo = Annotated[UploadFile, File(description="A JPEG, PNG or WebP photo of the patient's face")]
 MAX_ENROLL_PHOTOS = 5
+#: The access log comes a page at a time (bounded memory and response, however long the log).
+DEFAULT_LOG_PAGE = 100
+MAX_LOG_PAGE = 1000
 
 
 class Enrolled(BaseModel):
@@ -96,7 +99,11 @@ class ChainEventOut(BaseModel):
 
 
 class AccessHistory(BaseModel):
-    entries: list[HistoryItem]
+    entries: list[HistoryItem] = Field(description="One page of the log, oldest first")
+    next_after: int | None = Field(
+        default=None,
+        description="Pass as ``after`` for the next page; null on the last page",
+    )
     chain_events: list[ChainEventOut] = Field(
         description="Grants, revokes and break-glass on chain"
     )
@@ -219,8 +226,20 @@ def revoke(
     response_model=AccessHistory,
     summary="Who opened what, when and why, with proofs",
 )
-def access_log(patient: CurrentPatient, services: ServicesDep) -> AccessHistory:
-    entries = services.audit.entries(patient_id=patient.handle)
+def access_log(
+    patient: CurrentPatient,
+    services: ServicesDep,
+    after: Annotated[
+        int, Query(ge=0, description="Cursor: the ``seq`` of the last entry already seen")
+    ] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LOG_PAGE, description="Entries per page")] = (
+        DEFAULT_LOG_PAGE
+    ),
+) -> AccessHistory:
+    # One more than asked: whether a next page exists, without counting the log.
+    entries = services.audit.entries(patient_id=patient.handle, first=after + 1, limit=limit + 1)
+    next_after = entries[limit - 1].seq if len(entries) > limit else None
+    entries = entries[:limit]
     proofs = proofs_for(services.audit, entries, anchor_of=chain_anchor_of(services.registry))
     items = []
     for entry, proof in zip(entries, proofs, strict=True):
@@ -264,6 +283,7 @@ def access_log(patient: CurrentPatient, services: ServicesDep) -> AccessHistory:
     ]
     return AccessHistory(
         entries=items,
+        next_after=next_after,
         chain_events=events,
         registry=services.registry.address,
         chain_id=services.registry.domain.chain_id,
