@@ -21,13 +21,15 @@ stale() { # stale STAMP FILE... : true when STAMP is missing or older than any F
   return 1
 }
 
-if stale .bootstrap-python.stamp requirements.lock requirements-nodeps.lock pyproject.toml; then
+if stale .bootstrap-python.stamp requirements.lock requirements-dev.lock requirements-nodeps.lock pyproject.toml; then
   echo "bootstrap: installing Python packages into $VENV"
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade "pip>=24"
-  # face_recognition declares a dependency on dlib (a slow source build); dlib-bin in
-  # requirements.lock provides the same module prebuilt, so install it without deps.
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.lock
+  # Runtime pins (requirements.lock) and the developer's test, bench and dev extras
+  # (requirements-dev.lock), resolved together. face_recognition declares a dependency
+  # on dlib (a slow source build); dlib-bin in requirements.lock provides the same
+  # module prebuilt, so install it without deps.
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.lock -r requirements-dev.lock
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -r requirements-nodeps.lock
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
   touch .bootstrap-python.stamp
@@ -42,5 +44,7 @@ if stale .bootstrap-npm.stamp package.json package-lock.json || [ ! -x node_modu
   touch .bootstrap-npm.stamp
 fi
 
-# Compile the contract from source with the pinned compiler (cached by source hash).
+# Compile the contract from source with the pinned compiler into the package data
+# (vault/chain/artifacts/, which a server without Node.js uses); skipped when the
+# artifact there was compiled from the same sources.
 "$VENV/bin/python" -c "from pathlib import Path; from vault.chain.compiler import load_artifact; load_artifact(Path('.'))"
