@@ -4,7 +4,8 @@ The story runs on a vault with its own data dir, every ``logging`` record captur
 DEBUG in a file: enroll with three photos, verify, store FHIR resources and a document
 carrying a canary string, a provider asks, the patient approves with a fresh photo, the
 provider reads, the patient revokes, the log is anchored. Then the SQLite file (and its
--wal/-shm), every file under the blob dir, and the log file are scanned for:
+-wal/-shm) or, on PostgreSQL, every row of every table, every file under the blob dir,
+and the log file are scanned for:
 
 * the 128-d embeddings of every photo used (FaceEncoder, the vault's own model): any two
   consecutive coordinates as float64 or float32 bytes, and three consecutive coordinates
@@ -27,6 +28,7 @@ import numpy as np
 import pytest
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, MetaData
 
 from tests.api.support import (
     FACES,
@@ -152,12 +154,28 @@ def _needles() -> dict[str, list[bytes]]:
     return needles
 
 
+def _rows_of_every_table(engine: Engine) -> bytes:
+    """The database's content as stored: bytes columns as they are, the rest as text."""
+    tables = MetaData()
+    tables.reflect(engine)
+    with engine.connect() as conn:
+        return b"\n".join(
+            value if isinstance(value, bytes) else str(value).encode()
+            for table in tables.sorted_tables
+            for row in conn.execute(table.select())
+            for value in row
+        )
+
+
 def _haystacks(vault: Vault, log: Path) -> dict[str, bytes]:
     settings = vault.settings
     db = settings.resolved_data_dir / "vault.db"
     files = [db, Path(f"{db}-wal"), Path(f"{db}-shm"), log]
     files += [p for p in settings.resolved_blob_dir.rglob("*") if p.is_file()]
-    return {str(p): p.read_bytes() for p in files if p.exists()}
+    found = {str(p): p.read_bytes() for p in files if p.exists()}
+    if vault.engine.dialect.name == "postgresql":
+        found[f"postgresql:{vault.engine.url.database}"] = _rows_of_every_table(vault.engine)
+    return found
 
 
 def _hits(needles: dict[str, list[bytes]], name: str, content: bytes) -> list[tuple[str, str]]:
@@ -194,7 +212,7 @@ def test_no_embedding_image_or_plaintext_at_rest_or_in_logs(
     _story(client, new_provider)
     needles = _needles()
     haystacks = _haystacks(vault, debug_log)
-    assert any(name.endswith("vault.db") for name in haystacks)
+    assert any(name.endswith("vault.db") or name.startswith("postgresql:") for name in haystacks)
     assert len(haystacks) >= 4, list(haystacks)  # the database, the log, blobs
     assert debug_log.stat().st_size > 0
     found = [hit for name, content in haystacks.items() for hit in _hits(needles, name, content)]
