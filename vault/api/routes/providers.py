@@ -42,7 +42,7 @@ class Nonce(BaseModel):
 
 
 class SignIn(BaseModel):
-    message: str = Field(max_length=4000, description="An EIP-4361 message with the vault's nonce")
+    message: str = Field(max_length=1500, description="An EIP-4361 message with the vault's nonce")
     signature: str = Field(max_length=200, pattern="^0x[0-9a-fA-F]+$")
 
 
