@@ -9,6 +9,7 @@ and several processes can each have their own.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +41,27 @@ class Settings(BaseSettings):
         default="", description="SQLAlchemy URL; empty means a SQLite file in data_dir."
     )
     blob_dir: Path | None = Field(default=None, description="Local blob store directory.")
+    blob_store: Literal["local", "s3"] = Field(
+        default="local", description="Where ciphertext lives: blob_dir, or an S3 bucket."
+    )
+    blob_s3_bucket: str = Field(default="", description="S3 bucket (blob_store=s3).")
+    blob_s3_prefix: str = Field(
+        default="",
+        pattern=r"^([A-Za-z0-9._-]+/)*$",
+        description="Key prefix inside the bucket: empty, or segments ending with '/'.",
+    )
+    blob_s3_endpoint_url: str = Field(
+        default="",
+        pattern=r"^(https?://.+)?$",
+        description="S3-compatible endpoint (MinIO, Ceph...); empty means AWS for the region.",
+    )
+    blob_s3_region: str = Field(default="us-east-1", description="S3 region.")
+    blob_s3_access_key_id: SecretStr | None = Field(
+        default=None, description="S3 access key id; unset: boto3's own credential chain."
+    )
+    blob_s3_secret_access_key: SecretStr | None = Field(
+        default=None, description="S3 secret access key (with blob_s3_access_key_id)."
+    )
 
     # --- chain -----------------------------------------------------------------------
     chain_rpc_url: str = Field(

@@ -1,6 +1,9 @@
 """Helper process for test_crash.py: forks writers on command, to be SIGKILLed.
 
-Usage: python crash_writer.py DATABASE_URL BLOB_DIR KEYRING_HEX PATIENT_ID SAMPLE_DIR
+Usage: python crash_writer.py DATABASE_URL BLOB_STORE KEYRING_HEX PATIENT_ID SAMPLE_DIR
+
+BLOB_STORE is JSON: ``{"dir": PATH}`` for the local store, or the keyword arguments of
+``s3_client`` plus ``bucket`` and ``prefix`` for S3 (the test's moto server).
 
 Imports once, then for each seed read from stdin forks a child that writes records
 forever (puts, updates, documents, bundle imports), printing ``begin <op>`` before and
@@ -18,22 +21,31 @@ import sys
 from pathlib import Path
 
 from vault.crypto.keyring import StaticKeyring, parse_keyring
+from vault.records.fhir import parse_json, validate_resource
 from vault.records.service import RecordService
-from vault.store.blobs import LocalBlobStore
+from vault.store.blobs import BlobStore, LocalBlobStore
 from vault.store.database import make_engine, make_session_factory
+from vault.store.s3_blobs import S3BlobStore, s3_client
 
 
 def say(line: str) -> None:
     os.write(1, (line + "\n").encode())
 
 
+def blob_store(spec: dict[str, str]) -> BlobStore:
+    if "dir" in spec:
+        return LocalBlobStore(Path(spec["dir"]))
+    bucket, prefix = spec.pop("bucket"), spec.pop("prefix")
+    return S3BlobStore(client=s3_client(**spec), bucket=bucket, prefix=prefix)
+
+
 def run_child(
-    seed: int, url: str, blob_dir: Path, keyring_hex: str, patient: str, sample: Path
+    seed: int, url: str, blobs: BlobStore, keyring_hex: str, patient: str, sample: Path
 ) -> None:
     rng = random.Random(seed)
     service = RecordService(
         session_factory=make_session_factory(make_engine(url)),
-        blobs=LocalBlobStore(blob_dir),
+        blobs=blobs,
         keyring=StaticKeyring(parse_keyring(keyring_hex)),
     )
     bundle = json.loads((sample / "synthea-patient-bundle.json").read_bytes())
@@ -73,16 +85,28 @@ def run_child(
 
 
 def main() -> None:
-    url, blob_dir, keyring_hex, patient, sample = sys.argv[1:6]
+    url, blobs, keyring_hex, patient, sample = sys.argv[1:6]
+    # Built once, before any fork: a boto3 client loads its service model and the first
+    # PostgreSQL engine imports psycopg (0.2-0.4 s each), which would otherwise delay each
+    # child's first write past most kills. The parent sends no request and opens no
+    # connection, so no child inherits one.
+    store = blob_store(json.loads(blobs))
+    make_engine(url).dispose()
+    # Likewise the FHIR models, which fhir.resources imports on first use of each type.
+    bundle = json.loads((Path(sample) / "synthea-patient-bundle.json").read_bytes())
+    for entry in bundle["entry"]:
+        validate_resource(parse_json(entry["resource"]))
     say("ready")
     for line in sys.stdin:
         pid = os.fork()
         if pid == 0:
             try:
-                run_child(int(line), url, Path(blob_dir), keyring_hex, patient, Path(sample))
+                # The child names itself before its first write: said by the parent, the
+                # line could come after the child's first "begin".
+                say(f"child {os.getpid()}")
+                run_child(int(line), url, store, keyring_hex, patient, Path(sample))
             finally:
                 os._exit(1)
-        say(f"child {pid}")
         os.waitpid(pid, 0)
         say("reaped")
 

@@ -130,5 +130,6 @@ def sweep(
     report = record_service(settings).sweep(older_than_seconds=grace)
     typer.echo(
         f"reclaimed {report.pending_reclaimed} orphan blobs, "
+        f"removed {report.unreferenced_removed} unreferenced blobs, "
         f"removed {report.temp_files_removed} partial files"
     )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from datetime import datetime, timedelta
+from itertools import islice
 
-from sqlalchemy import select
+from sqlalchemy import select, union
 from sqlalchemy.orm import Session, sessionmaker
 
 from vault.crypto.envelope import PatientKeyCache, RecordContext, WrappedPatientKey
@@ -107,7 +109,8 @@ def sweep(
     older_than_seconds: float,
 ) -> SweepReport:
     """Finish what dead writers and deleters left: reclaim intents older than the grace
-    period, and the blob store's interrupted temporary files.
+    period, delete blobs older than it that nothing references, and the blob store's
+    interrupted temporary files.
 
     The grace period must exceed the longest write (a large bundle import); younger
     intents may belong to a writer still running in another process.
@@ -120,5 +123,41 @@ def sweep(
             )
         )
     reclaimed = reclaim(sessions, blobs, keys)
+    unreferenced = _remove_unreferenced(sessions, blobs, blobs.list_keys(modified_before=cutoff))
     removed = blobs.remove_incomplete(older_than_seconds=older_than_seconds)
-    return SweepReport(pending_reclaimed=reclaimed, temp_files_removed=removed)
+    return SweepReport(
+        pending_reclaimed=reclaimed, temp_files_removed=removed, unreferenced_removed=unreferenced
+    )
+
+
+def _remove_unreferenced(
+    sessions: sessionmaker[Session], blobs: BlobStore, keys: Iterator[str]
+) -> int:
+    """Delete the blobs among ``keys`` (all older than the grace period) that no version
+    references and no intent names.
+
+    An intent is reclaimed before its blob is known to exist, so a blob can outlive it: on
+    an object store the server may finish the PUT of a writer killed mid-request after
+    the sweep reclaimed that writer's intent. Keys are fresh random names never reused, so
+    a blob that nothing names now is never named later.
+    """
+    removed = 0
+    while chunk := list(islice(keys, _PAGE)):
+        with transaction(sessions) as session:
+            # One statement, one snapshot: a concurrent shred moves a key from its version
+            # row to an intent in one transaction, and this sees one side or the other.
+            named = set(
+                session.scalars(
+                    union(
+                        select(RecordVersionRow.blob_key).where(
+                            RecordVersionRow.blob_key.in_(chunk)
+                        ),
+                        select(PendingBlobRow.blob_key).where(PendingBlobRow.blob_key.in_(chunk)),
+                    )
+                )
+            )
+        for key in chunk:
+            if key not in named:
+                blobs.delete(key)
+                removed += 1
+    return removed

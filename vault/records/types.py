@@ -134,3 +134,5 @@ class IntegrityReport:
 class SweepReport:
     pending_reclaimed: int
     temp_files_removed: int
+    #: Blobs past the grace period that no version references and no intent names.
+    unreferenced_removed: int = 0
