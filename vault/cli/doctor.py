@@ -23,6 +23,7 @@ from vault.chain.node import anvil_binary
 from vault.chain.rpc import check_chain_id, connect
 from vault.config import Settings, get_settings
 from vault.errors import VaultError
+from vault.records.wiring import s3_blob_store
 from vault.runtime import rpc_url
 from vault.store.database import make_engine, make_session_factory, ping
 from vault.store.migrate import alembic_config
@@ -140,6 +141,16 @@ def _database(settings: Settings) -> Check:
     return Check("database", True, f"{url.split('://')[0]} reachable, schema at head")
 
 
+def _blob_store(settings: Settings) -> Check:
+    if settings.blob_store == "local":
+        root = settings.resolved_blob_dir
+        state = "present" if root.is_dir() else "created on first serve"
+        return Check("blob store", True, f"local directory {root} ({state})")
+    s3_blob_store(settings).ping()
+    where = settings.blob_s3_endpoint_url or f"AWS region {settings.blob_s3_region}"
+    return Check("blob store", True, f"S3 bucket {settings.blob_s3_bucket} reachable at {where}")
+
+
 def _chain(settings: Settings) -> Check:
     url, embedded, _ = rpc_url(settings, start=False)
     if embedded is not None and embedded.running() is None:
@@ -177,6 +188,7 @@ CHECKS: list[Callable[[Settings], Check]] = [
     _compiler,
     _secrets,
     _database,
+    _blob_store,
     _chain,
     _contract,
 ]
@@ -186,11 +198,13 @@ FIXES = {
     "contract_missing": "the chain was reset: `vault chain deploy --force`",
     "database_unavailable": "check VAULT_DATABASE_URL and that the database is running",
     "toolchain_error": SETUP_HINT,
+    "blob_store_error": "check VAULT_BLOB_S3_* (bucket, endpoint, credentials) and the store",
 }
 
 
 def doctor() -> None:
-    """Check packages, face models, anvil, compiler, secrets, database, chain and contract."""
+    """Check packages, face models, anvil, compiler, secrets, database, blob store, chain
+    and contract."""
     settings = get_settings()
     failed = 0
     for check_fn in CHECKS:
