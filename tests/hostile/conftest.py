@@ -6,6 +6,7 @@ vault per module (enrolling a face costs a chain transaction and a second of CPU
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ from vault.config import Settings
 from vault.runtime import Vault, open_vault
 
 __all__ = ["api_settings", "client", "new_provider", "vault"]
+
+#: ``VAULT_FUZZ_LONG=1``: the fuzzing tests run unseeded and with ten times the examples
+#: (a long mode outside the test command; a failure prints the seed to repeat it).
+FUZZ_LONG = os.environ.get("VAULT_FUZZ_LONG") == "1"
 
 
 @dataclass(frozen=True)

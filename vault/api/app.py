@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from vault import __version__
 from vault.api.errors import install_error_handlers
+from vault.api.json_body import StrictJsonBody
 from vault.api.limits import RequestSizeLimit
 from vault.api.routes import admin, health, patients, providers, records
 from vault.audit.anchoring import anchor_audit_log
@@ -80,6 +81,7 @@ def create_app(
     app.state.vault = vault
     app.state.services = built
     install_error_handlers(app)
+    app.add_middleware(StrictJsonBody)  # inside the size limit: what it buffers is bounded
     app.add_middleware(RequestSizeLimit, max_bytes=vault.settings.max_request_bytes)
     # Providers' routes before patients' ones: the provider read is the hot path, and
     # every route ahead of it is one more pattern tried on every read.

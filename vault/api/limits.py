@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """The streamed body passed the limit.
+
+    An ``HTTPException`` (413) because it is raised inside whatever reads the body: FastAPI
+    re-raises HTTP exceptions from its body parsing (a multipart form, JSON) to the app's
+    handlers, where any other exception would become a generic 400.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(status_code=413, detail=f"request body exceeds {max_bytes} bytes")
 
 
 class RequestSizeLimit:
@@ -41,7 +50,7 @@ class RequestSizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:

@@ -10,6 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from vault.records.types import RecordInfo, VersionInfo
 from vault.store.models import stored_utc
 
+#: The largest version number or log sequence a query may name: the widest integer every
+#: backend stores (SQL BIGINT); a wider one would overflow the database driver (a 500).
+MAX_SQL_INT = 2**63 - 1
+
 
 class ErrorBody(BaseModel):
     code: str = Field(examples=["not_found"])

@@ -230,7 +230,8 @@ def access_log(
     patient: CurrentPatient,
     services: ServicesDep,
     after: Annotated[
-        int, Query(ge=0, description="Cursor: the ``seq`` of the last entry already seen")
+        int,
+        Query(ge=0, le=2**63 - 2, description="Cursor: the ``seq`` of the last entry already seen"),
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LOG_PAGE, description="Entries per page")] = (
         DEFAULT_LOG_PAGE

@@ -80,8 +80,8 @@ class EmergencyTerms(BaseModel):
 
 class EmergencySigned(EmergencyIn):
     reason_salt: str = Field(pattern="^0x([0-9a-fA-F]{2}){16,32}$")
-    nonce: int = Field(ge=0)
-    deadline: int = Field(ge=0)
+    nonce: int = Field(ge=0, le=2**256 - 1)
+    deadline: int = Field(ge=0, le=2**256 - 1)
     signature: str = Field(max_length=200, pattern="^0x[0-9a-fA-F]+$")
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, File, Form, Query, Response, UploadFile, st
 from vault.api.deps import CurrentPatient, ServicesDep
 from vault.api.schemas import (
     ERRORS,
+    MAX_SQL_INT,
     BundleImported,
     DocumentStored,
     Record,
@@ -61,7 +62,7 @@ def import_bundle(
 def create_document(
     patient: CurrentPatient,
     services: ServicesDep,
-    file: Annotated[UploadFile, File(description="PDF, PNG, JPEG or WebP")],
+    file: Annotated[UploadFile, File(description="PDF, PNG, JPEG or TIFF")],
     title: Annotated[str | None, Form(max_length=200)] = None,
 ) -> DocumentStored:
     content = file.file.read()
@@ -93,7 +94,7 @@ def read_record(
     patient: CurrentPatient,
     services: ServicesDep,
     record_id: str,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_SQL_INT)] = None,
 ) -> Response | RecordWithContent:
     stored = services.records.get_record(
         patient_id=patient.record_patient_id, record_id=record_id, version=version
@@ -110,7 +111,7 @@ def update_record(
     record_id: str,
     resource: FhirBody,
     expected_version: Annotated[
-        int | None, Query(ge=1, description="Optimistic concurrency")
+        int | None, Query(ge=1, le=MAX_SQL_INT, description="Optimistic concurrency")
     ] = None,
 ) -> Record:
     info = services.records.update_record(
