@@ -119,7 +119,7 @@ def test_no_wolf_mean_face_or_majority_bits(embed: Embed, pepper: bytes) -> None
         template, _ = _enroll(embed, pepper, enrolled)
         opened = open_template(template, pepper=pepper, bind=b"patient-1")
         # The population's mean face, and the crowd's mean face.
-        wolves = np.stack([population.MEAN, crowd.mean(axis=0)])
+        wolves = np.stack([population.shipped().mean, crowd.mean(axis=0)])
         kappas, _ = opened.recover(wolves)
         assert kappas == [None, None]
         # Majority vote of the crowd on every selected bit (an attacker with the pepper).
@@ -133,7 +133,9 @@ def test_no_wolf_mean_face_or_majority_bits(embed: Embed, pepper: bytes) -> None
 def test_bits_are_unbiased_over_the_population() -> None:
     # Faces drawn from the population model (mean and covariance fitted on lfw-dev).
     rng = np.random.default_rng(3)
-    unit = rng.multivariate_normal(population.MEAN, population.COVARIANCE, size=4000)
+    unit = rng.multivariate_normal(
+        population.shipped().mean, population.shipped().covariance, size=4000
+    )
     projection = KeyedProjection.build(
         keys.transform_key(b"p" * 32, b"s" * 16), np.arange(2048), 2.0
     )

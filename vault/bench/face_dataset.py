@@ -54,6 +54,23 @@ def read_pairs(lfw: Path) -> list[LfwPair]:
     return pairs
 
 
+def read_folds(lfw: Path) -> dict[str, int]:
+    """Each person's fold (1-based) in ``pairs.txt``: View 2's folds share no person.
+
+    The header says ``folds n``; fold ``f`` is lines ``2n(f-1)+1 ... 2nf`` after it.
+    Raises ValueError if a person appears in two folds (not View 2's layout).
+    """
+    header = (lfw / "pairs.txt").read_text().split("\n", 1)[0].split()
+    per_fold = 2 * int(header[1])
+    folds: dict[str, int] = {}
+    for i, pair in enumerate(read_pairs(lfw)):
+        fold = i // per_fold + 1
+        for name in (pair.name_a, pair.name_b):
+            if folds.setdefault(name, fold) != fold:
+                raise ValueError(f"{name} appears in folds {folds[name]} and {fold}")
+    return folds
+
+
 def list_photos(lfw: Path) -> list[str]:
     """Every photo key under ``images/``, sorted (person, then index)."""
     root = lfw / "images"

@@ -25,21 +25,19 @@ import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from numpy.typing import NDArray
 
-from vault.biometrics import population
+from vault.biometrics.population import EMBEDDING_DIM, Population, shipped
 
 FloatArray = NDArray[np.float64]
 
-EMBEDDING_DIM = 128
 #: AES blocks of keystream per projection row (64 pairs of 32-bit uniforms -> 128 normals).
 _BLOCKS_PER_ROW = EMBEDDING_DIM * 4 // 16
-_COVARIANCE32 = population.COVARIANCE.astype(np.float32)
 
 
-def normalise(embeddings: FloatArray) -> FloatArray:
+def normalise(embeddings: FloatArray, mean: FloatArray) -> FloatArray:
     """L2-normalise and centre on the population mean: (…, 128) -> (…, 128)."""
     e = np.asarray(embeddings, dtype=np.float64)
     unit = e / np.linalg.norm(e, axis=-1, keepdims=True)
-    centred: FloatArray = unit - population.MEAN
+    centred: FloatArray = unit - mean
     return centred
 
 
@@ -74,16 +72,25 @@ class KeyedProjection:
 
     matrix: FloatArray  # (rows, 128), already divided by sigma_w
     frequency: float
+    mean: FloatArray  # the population mean the embeddings are centred on
     kind: str = "sin"
 
     @classmethod
     def build(
-        cls, key: bytes, rows: NDArray[np.int64], frequency: float, kind: str = "sin"
+        cls,
+        key: bytes,
+        rows: NDArray[np.int64],
+        frequency: float,
+        kind: str = "sin",
+        population: Population | None = None,
     ) -> KeyedProjection:
+        """``population``: the shipped statistics unless a benchmark fits its own."""
+        population = population or shipped()
         w = keyed_rows(key, rows)
         w32 = w.astype(np.float32)
-        spread = np.sqrt(np.sum((w32 @ _COVARIANCE32) * w32, axis=1, dtype=np.float64))
-        return cls(matrix=w / spread[:, None], frequency=frequency, kind=kind)
+        cov32 = population.covariance.astype(np.float32)
+        spread = np.sqrt(np.sum((w32 @ cov32) * w32, axis=1, dtype=np.float64))
+        return cls(matrix=w / spread[:, None], frequency=frequency, mean=population.mean, kind=kind)
 
     def soft(self, embeddings: FloatArray) -> FloatArray:
         """Soft bits (…, rows); the bit is 1 where the value is negative.
@@ -91,7 +98,7 @@ class KeyedProjection:
         ``sin``: values in [-1, 1]. ``sign`` (SimHash, measured for comparison): the
         projection in population standard deviations, clipped to [-3, 3].
         """
-        projected = normalise(embeddings) @ self.matrix.T
+        projected = normalise(embeddings, self.mean) @ self.matrix.T
         if self.kind == "sign":
             clipped: FloatArray = np.clip(projected, -3.0, 3.0)
             return clipped

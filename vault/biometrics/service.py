@@ -24,12 +24,13 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy.orm import Session, sessionmaker
 
-from vault.biometrics import lockout
+from vault.biometrics import calibration, lockout
 from vault.biometrics.capture import CaptureLimits
 from vault.biometrics.embedding import DetectorConfig, FaceEmbedding, FaceEncoder
-from vault.biometrics.keys import signing_key
+from vault.biometrics.keys import second_factor, signing_key
 from vault.biometrics.lockout import LockoutPolicy
 from vault.biometrics.template import (
+    SALT_BYTES,
     ProtectedTemplate,
     TemplateParams,
     enroll,
@@ -47,11 +48,10 @@ from vault.store.models import stored_utc
 
 log = logging.getLogger(__name__)
 
-#: Score threshold at FMR 0.1 % for 3-photo templates (protocol B), printed by
-#: ``vault bench faces`` on lfw-dev (protocol A, 1 photo: 0.2084; stricter is safer).
-DEFAULT_MIN_SCORE = 0.2446
-MAX_ENROLL_PHOTOS = 5
+MAX_ENROLL_PHOTOS = calibration.MAX_PHOTOS
 MAX_HANDLE_LENGTH = 128
+MIN_PIN_LENGTH = 4
+MAX_PIN_LENGTH = 128
 #: Enrollment photos farther apart than this (face_recognition's own same-person
 #: threshold) are refused: one enrollment must not mix two people.
 SAME_PERSON_DISTANCE = 0.6
@@ -126,10 +126,13 @@ class FaceGate:
         encoder: FaceEncoder,
         params: TemplateParams | None = None,
         policy: LockoutPolicy | None = None,
-        min_score: float = DEFAULT_MIN_SCORE,
+        operating_point: calibration.OperatingPoint | None = None,
+        min_score: float | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
+        """``min_score`` overrides the operating point's per-enrollment-size thresholds."""
         self._sessions = session_factory
+        self.operating_point = operating_point or calibration.shipped()
         self.min_score = min_score
         self._pepper = pepper
         self._encoder = encoder
@@ -174,25 +177,35 @@ class FaceGate:
 
     # --- enrollment -------------------------------------------------------------------
 
-    def enroll(self, handle: str, photos: Sequence[bytes]) -> EnrollmentResult:
+    def enroll(
+        self, handle: str, photos: Sequence[bytes], *, pin: str | None = None
+    ) -> EnrollmentResult:
         """Create the first template of ``handle``; :class:`Conflict` if it has one."""
-        return self.commit(self.prepare(handle, photos), replace=False)
+        return self.commit(self.prepare(handle, photos, pin=pin), replace=False)
 
-    def reenroll(self, handle: str, photos: Sequence[bytes]) -> EnrollmentResult:
+    def reenroll(
+        self, handle: str, photos: Sequence[bytes], *, pin: str | None = None
+    ) -> EnrollmentResult:
         """Replace ``handle``'s template: fresh κ, transform and signing key.
 
         The caller must have authorised this (e.g. a fresh verification or an operator
         procedure); the old template stops opening as soon as this commits.
         """
-        return self.commit(self.prepare(handle, photos), replace=True)
+        return self.commit(self.prepare(handle, photos, pin=pin), replace=True)
 
-    def prepare(self, handle: str, photos: Sequence[bytes]) -> PreparedEnrollment:
+    def prepare(
+        self, handle: str, photos: Sequence[bytes], *, pin: str | None = None
+    ) -> PreparedEnrollment:
         """Build a template and its signing key in memory, storing nothing yet.
 
         The web layer registers (or rotates) the key on chain between :meth:`prepare`
         and :meth:`commit`, so the stored template never names a key the chain refused.
+        ``pin`` (optional second factor): the template then opens only with face *and*
+        PIN, and an offline attacker holding the database and the pepper pays one
+        Argon2id per PIN guessed (docs/biometrics.md). Without it the face alone opens.
         """
         _check_handle(handle)
+        _check_pin(pin)
         if not 1 <= len(photos) <= MAX_ENROLL_PHOTOS:
             raise EnrollmentRejected(
                 f"enroll with 1 to {MAX_ENROLL_PHOTOS} photos", details={"photos": len(photos)}
@@ -200,8 +213,14 @@ class FaceGate:
         faces = [self._encode(photo, index) for index, photo in enumerate(photos)]
         vectors = np.stack([face.vector for face in faces])
         _check_same_person(vectors)
+        salt = secrets.token_bytes(SALT_BYTES)
         template, kappa = enroll(
-            vectors, pepper=self._pepper, bind=handle.encode(), params=self.params
+            vectors,
+            pepper=self._pepper,
+            bind=handle.encode(),
+            params=self.params,
+            salt=salt,
+            factor=None if pin is None else second_factor(pin, salt),
         )
         del vectors, faces
         account: LocalAccount = Account.from_key(signing_key(kappa, self._pepper))
@@ -319,14 +338,16 @@ class FaceGate:
 
     # --- verification -----------------------------------------------------------------
 
-    def verify(self, handle: str, photo: bytes) -> VerifiedPatient:
-        """1:1: does ``photo`` open ``handle``'s template?
+    def verify(self, handle: str, photo: bytes, *, pin: str | None = None) -> VerifiedPatient:
+        """1:1: does ``photo`` (and ``pin``, if the patient enrolled with one) open
+        ``handle``'s template? A missing or wrong PIN fails like a wrong face.
 
         Raises :class:`BiometricLockedOut` (too many failures; nothing else is looked at),
         capture errors (``no_face``...; these count as failed attempts too), and
         :class:`VerificationFailed` — the same for an unknown handle and a wrong face.
         """
         _check_handle(handle)
+        _check_pin(pin)
         with transaction(self._sessions) as session:
             lockout.begin_attempt(session, handle=handle, policy=self.policy, now=self._clock())
             row = session.get(BiometricTemplateRow, handle)
@@ -335,11 +356,16 @@ class FaceGate:
         face = self._encode(photo, 0)
         kappa = None
         if template is not None:
-            opened = open_template(template, pepper=self._pepper, bind=handle.encode())
+            factor = None
+            if template.params.second_factor and pin is not None:
+                factor = second_factor(pin, template.salt)
+            opened = open_template(
+                template, pepper=self._pepper, bind=handle.encode(), factor=factor
+            )
             kappas, scores = opened.recover(face.vector[None, :])
             # The code opens up to its own FMR; the score (known only once κ opened)
-            # then holds the decision to the configured operating point.
-            if scores[0] > self.min_score:
+            # then holds the decision to the operating point of this enrollment size.
+            if scores[0] > self.threshold(opened.photos):
                 kappa = kappas[0]
         del face
         if kappa is None or meta is None:
@@ -356,6 +382,12 @@ class FaceGate:
         return VerifiedPatient(
             handle=handle, template_id=meta[0], generation=meta[1], account=account
         )
+
+    def threshold(self, photos: int | None) -> float:
+        """The match score a probe must exceed for a template of ``photos`` photos."""
+        if self.min_score is not None:
+            return self.min_score
+        return self.operating_point.threshold(photos)
 
     def prune_attempts(self) -> int:
         """Drop failed-attempt counters that hold nothing back (see :func:`lockout.prune`)."""
@@ -381,6 +413,11 @@ class FaceGate:
 def _check_handle(handle: str) -> None:
     if not handle or len(handle) > MAX_HANDLE_LENGTH or not handle.isprintable():
         raise InvalidInput("patient handle must be 1-128 printable characters")
+
+
+def _check_pin(pin: str | None) -> None:
+    if pin is not None and not (MIN_PIN_LENGTH <= len(pin) <= MAX_PIN_LENGTH and pin.isprintable()):
+        raise InvalidInput(f"a PIN has {MIN_PIN_LENGTH} to {MAX_PIN_LENGTH} printable characters")
 
 
 def _check_same_person(vectors: np.ndarray) -> None:

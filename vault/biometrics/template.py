@@ -8,9 +8,10 @@ Enrollment (1-5 photos):
      ``params.bits`` most reliable of ``params.oversample`` times as many candidate rows
      (reliable-bit selection), in random order; their signs are the face's bits ``b``;
   4. codeword ``c`` = RM(1,7)-per-byte of RS(blocks, k)(κ); helper offset ``b XOR c``;
-  5. store: salt, HMAC(pepper-derived key, salt || κ), and the helper data (selected rows +
-     offset) sealed with AES-256-GCM under a pepper-derived key, bound to the patient
-     handle and salt. No embedding, no bit string of the face, is stored in the clear.
+  5. store: salt, HMAC(pepper-derived key, salt || κ), and the helper data (selected rows,
+     offset, and the number of enrollment photos, which picks the operating threshold)
+     sealed with AES-256-GCM under a pepper-derived key, bound to the patient handle and
+     salt. No embedding, no bit string of the face, is stored in the clear.
 
 Verification: the probe's soft bits on the selected rows, flipped by the offset, are soft
 evidence for ``c``; each 128-bit block is ML-decoded (Hadamard transform), RS corrects
@@ -19,6 +20,7 @@ wrongly decoded blocks, and the candidate κ must match the commitment.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from dataclasses import dataclass, field
 
@@ -29,6 +31,7 @@ from numpy.typing import NDArray
 
 from vault.biometrics import keys
 from vault.biometrics.codes import BLOCK_BITS, ReedSolomon, rm_decode_soft, rm_encode
+from vault.biometrics.population import Population
 from vault.biometrics.quantizer import KeyedProjection
 from vault.errors import EnrollmentRejected, TemplateCorrupt
 
@@ -48,6 +51,7 @@ class TemplateParams:
     oversample: int = 2  # candidate projections per kept bit (reliable-bit selection)
     quantizer: str = "sin"  # "sin" (shipped) or "sign" (SimHash, for comparison)
     soft: bool = True  # soft-decision decoding (False: the probe's bits are rounded first)
+    second_factor: bool = False  # the transform is keyed by a PIN as well (keys.second_factor)
 
     @property
     def bits(self) -> int:
@@ -62,24 +66,33 @@ class TemplateParams:
         return self.bits * self.oversample
 
     def encode(self) -> str:
-        return ":".join(
-            [
-                str(self.blocks),
-                str(self.message_symbols),
-                repr(self.frequency),
-                str(self.oversample),
-                self.quantizer,
-                "soft" if self.soft else "hard",
-            ]
-        )
+        fields = [
+            str(self.blocks),
+            str(self.message_symbols),
+            repr(self.frequency),
+            str(self.oversample),
+            self.quantizer,
+            "soft" if self.soft else "hard",
+        ]
+        return ":".join(fields + (["pin"] if self.second_factor else []))
 
     @classmethod
     def decode(cls, text: str) -> TemplateParams:
-        blocks, symbols, frequency, oversample, quantizer, soft = text.split(":")
+        fields = text.split(":")
+        pin = len(fields) == 7 and fields[6] == "pin"
+        if pin:
+            fields = fields[:6]
+        blocks, symbols, frequency, oversample, quantizer, soft = fields
         if quantizer not in ("sin", "sign") or soft not in ("soft", "hard"):
             raise ValueError("unknown template parameters")
         return cls(
-            int(blocks), int(symbols), float(frequency), int(oversample), quantizer, soft == "soft"
+            int(blocks),
+            int(symbols),
+            float(frequency),
+            int(oversample),
+            quantizer,
+            soft == "soft",
+            second_factor=pin,
         )
 
 
@@ -107,6 +120,9 @@ class OpenedTemplate:
     offset: NDArray[np.uint8]
     commitment_key: bytes
     code: ReedSolomon = field(repr=False)
+    rows: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
+    #: Enrollment photos (1-5); None for a template sealed before the count was kept.
+    photos: int | None = None
 
     def recover(self, embeddings: FloatArray) -> tuple[list[bytes | None], FloatArray]:
         """Try each probe embedding (P, 128); return κ per probe (or None) and a score.
@@ -148,25 +164,30 @@ def enroll(
     bind: bytes,
     params: TemplateParams | None = None,
     salt: bytes | None = None,
+    population: Population | None = None,
+    factor: bytes | None = None,
 ) -> tuple[ProtectedTemplate, bytes]:
     """Protect 1..5 embeddings (rows) of one face; return the template and κ.
 
     ``bind`` (the patient handle) is authenticated with the helper data, so a template
     copied to another handle does not open. Raises :class:`EnrollmentRejected` for a
     wrong number of photos. ``salt`` is for tests only (a reused salt reuses the keyed
-    transform, which is exactly what makes enrollments linkable).
+    transform, which is exactly what makes enrollments linkable) and for a second factor,
+    which is derived from the salt. ``population`` is for benchmarks that fit their own
+    statistics (the shipped ones otherwise). ``factor``: :func:`keys.second_factor` of
+    the patient's PIN under ``salt``; the template then opens only with it.
     """
-    params = params or TemplateParams()
+    params = dataclasses.replace(params or TemplateParams(), second_factor=factor is not None)
     emb = np.atleast_2d(np.asarray(embeddings, dtype=np.float64))
     if not 1 <= len(emb) <= 5:
         raise EnrollmentRejected("enroll with 1 to 5 photos", details={"photos": len(emb)})
     salt = salt if salt is not None else secrets.token_bytes(SALT_BYTES)
     kappa = secrets.token_bytes(params.message_symbols)
-    transform_key = keys.transform_key(pepper, salt)
+    transform_key = keys.transform_key(pepper, salt, factor)
 
     candidates = np.arange(params.candidates, dtype=np.int64)
     projection = KeyedProjection.build(
-        transform_key, candidates, params.frequency, params.quantizer
+        transform_key, candidates, params.frequency, params.quantizer, population
     )
     soft = projection.soft(emb).mean(axis=0)
     # Reliable-bit selection: keep the rows whose averaged soft bit is most decisive,
@@ -180,7 +201,7 @@ def enroll(
     code = ReedSolomon(params.blocks, params.message_symbols)
     codeword = rm_encode(code.encode(np.frombuffer(kappa, dtype=np.uint8).astype(np.int64)))
     offset = bits ^ codeword
-    helper = rows.astype("<u2").tobytes() + np.packbits(offset).tobytes()
+    helper = rows.astype("<u2").tobytes() + np.packbits(offset).tobytes() + bytes([len(emb)])
     nonce = secrets.token_bytes(12)
     sealed = AESGCM(keys.helper_key(pepper)).encrypt(nonce, helper, _aad(bind, salt))
     template = ProtectedTemplate(
@@ -194,8 +215,19 @@ def enroll(
     return template, kappa
 
 
-def open_template(template: ProtectedTemplate, *, pepper: bytes, bind: bytes) -> OpenedTemplate:
-    """Decrypt and authenticate the helper data; raises :class:`TemplateCorrupt`."""
+def open_template(
+    template: ProtectedTemplate,
+    *,
+    pepper: bytes,
+    bind: bytes,
+    population: Population | None = None,
+    factor: bytes | None = None,
+) -> OpenedTemplate:
+    """Decrypt and authenticate the helper data; raises :class:`TemplateCorrupt`.
+
+    ``factor`` (the PIN's :func:`keys.second_factor`) is needed by a template enrolled
+    with one; a wrong or missing one builds another transform, so no face opens it.
+    """
     params = template.params
     if template.scheme != SCHEME:
         raise TemplateCorrupt("unknown template scheme")
@@ -206,10 +238,17 @@ def open_template(template: ProtectedTemplate, *, pepper: bytes, bind: bytes) ->
     except (InvalidTag, ValueError) as exc:  # ValueError: a nonce of a length GCM refuses
         raise TemplateCorrupt("template helper data failed authentication") from exc
     row_bytes = 2 * params.bits
+    offset_end = row_bytes + params.bits // 8
     rows = np.frombuffer(helper[:row_bytes], dtype="<u2").astype(np.int64)
-    offset = np.unpackbits(np.frombuffer(helper[row_bytes:], dtype=np.uint8))[: params.bits]
+    offset = np.unpackbits(np.frombuffer(helper[row_bytes:offset_end], dtype=np.uint8))
+    # Templates sealed before the photo count was kept end at the offset.
+    photos = helper[offset_end] if len(helper) > offset_end else None
     projection = KeyedProjection.build(
-        keys.transform_key(pepper, template.salt), rows, params.frequency, params.quantizer
+        keys.transform_key(pepper, template.salt, factor if params.second_factor else None),
+        rows,
+        params.frequency,
+        params.quantizer,
+        population,
     )
     return OpenedTemplate(
         template=template,
@@ -217,6 +256,8 @@ def open_template(template: ProtectedTemplate, *, pepper: bytes, bind: bytes) ->
         offset=offset,
         commitment_key=keys.commitment_key(pepper),
         code=ReedSolomon(params.blocks, params.message_symbols),
+        rows=rows,
+        photos=photos,
     )
 
 
