@@ -285,3 +285,34 @@ def test_hostile_json_on_every_body_is_refused_with_a_code(actors: Actors, data:
     reply = _post_json(actors, path, body, token, method)
     assert reply.status_code == 422, (method, path, reply.text)
     assert reply.json()["code"] == "invalid_request", reply.text
+
+
+def test_a_code_outside_its_required_value_set_is_not_stored(actors: Actors) -> None:
+    reply = actors.client.post(
+        "/patient/records", json=_observation(status="maybe"), headers=bearer(actors.patient_token)
+    )
+    refused = _assert_refused(reply)
+    assert refused["code"] == "invalid_record"
+    assert refused["details"]["errors"][0]["field"] == "status"
+
+
+@pytest.mark.parametrize("scope", ["Coding", "HumanName"])
+def test_a_datatype_is_no_consent_scope(actors: Actors, scope: str) -> None:
+    reply = actors.client.post(
+        "/provider/requests",
+        json={
+            "patient": actors.handle,
+            "scope": scope,
+            "purpose": "TREAT",
+            "duration_seconds": 3600,
+        },
+        headers=bearer(actors.provider_token),
+    )
+    assert _assert_refused(reply)["code"] == "invalid_input"
+
+
+def test_an_oversized_sign_in_message_is_refused_at_once(actors: Actors) -> None:
+    reply = actors.client.post(
+        "/provider/sessions", json={"message": "a " * 2000, "signature": "0x00"}
+    )
+    assert _assert_refused(reply)["code"] == "invalid_request"

@@ -5,8 +5,9 @@ example set, most EHR exports) is FHIR R4 (4.0.1), and R4B (4.3) is R4's compati
 successor — R4 resources validate against it unchanged, while R5 renamed and removed
 elements (e.g. ``MedicationRequest.medicationCodeableConcept``) that R4 data uses.
 
-Validation is structural (types, cardinality, unknown elements); the library does not
-check code bindings, profiles or whether references resolve.
+Validation is structural (types, cardinality, unknown elements), plus the required value
+sets of ``code`` elements (``Observation.status`` is one of eight codes), which the
+library lists but does not check; profiles and whether references resolve are not checked.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from functools import lru_cache
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
-from pydantic import ValidationError
+from fhir.resources.R4B.resource import Resource as ResourceModel
+from pydantic import BaseModel, ValidationError
 
 from vault.errors import InvalidRecord
 
@@ -34,11 +36,12 @@ def _model_class(resource_type: str) -> Any:
 
 
 def is_resource_type(name: str) -> bool:
+    """Whether ``name`` is a FHIR R4B resource type (not a datatype such as ``Coding``)."""
     try:
-        _model_class(name)
+        model = _model_class(name)
     except (KeyError, ValueError, AttributeError, ImportError):
         return False
-    return True
+    return isinstance(model, type) and issubclass(model, ResourceModel)
 
 
 def parse_json(raw: bytes | str | Mapping[str, Any], *, what: str = "resource") -> Resource:
@@ -78,7 +81,7 @@ def validate_resource(resource: Resource, *, location: str = "") -> str:
             },
         )
     try:
-        _model_class(resource_type).model_validate(resource)
+        model = _model_class(resource_type).model_validate(resource)
     except ValidationError as exc:
         errors = [
             {
@@ -92,7 +95,205 @@ def validate_resource(resource: Resource, *, location: str = "") -> str:
             f"invalid FHIR {resource_type}: {fields}",
             details={"errors": errors, "resource_type": resource_type},
         ) from None
+    unbound = _codes_outside_required_value_sets(model)
+    if unbound:
+        errors = [
+            {"field": prefix + field, "message": f"{code!r} is not in the required value set"}
+            for field, code in unbound[:MAX_REPORTED_ERRORS]
+        ]
+        raise InvalidRecord(
+            f"invalid FHIR {resource_type}: " + ", ".join(error["field"] for error in errors[:5]),
+            details={"errors": errors, "resource_type": resource_type},
+        )
     return resource_type
+
+
+#: Required value sets that ``fhir.resources`` lists only in part (ending in ``"+"``) or
+#: not at all (its datatypes list none): the whole of each, from the FHIR R4B
+#: specification, by model class (or a base class, e.g. Quantity for Age) and element.
+_OBSERVATION_STATUS = frozenset(
+    {
+        "registered",
+        "preliminary",
+        "final",
+        "amended",
+        "corrected",
+        "cancelled",
+        "entered-in-error",
+        "unknown",
+    }
+)
+_ENCOUNTER_STATUS = frozenset(
+    {
+        "planned",
+        "arrived",
+        "triaged",
+        "in-progress",
+        "onleave",
+        "finished",
+        "cancelled",
+        "entered-in-error",
+        "unknown",
+    }
+)
+_COMPLETED_VALUE_SETS: dict[tuple[str, str], frozenset[str]] = {
+    ("Observation", "status"): _OBSERVATION_STATUS,
+    ("DetectedIssue", "status"): _OBSERVATION_STATUS,
+    ("RiskAssessment", "status"): _OBSERVATION_STATUS,
+    ("DiagnosticReport", "status"): frozenset(
+        {
+            "registered",
+            "partial",
+            "preliminary",
+            "final",
+            "amended",
+            "corrected",
+            "appended",
+            "cancelled",
+            "entered-in-error",
+            "unknown",
+        }
+    ),
+    ("Encounter", "status"): _ENCOUNTER_STATUS,
+    ("EncounterStatusHistory", "status"): _ENCOUNTER_STATUS,
+    ("Task", "status"): frozenset(
+        {
+            "draft",
+            "requested",
+            "received",
+            "accepted",
+            "rejected",
+            "ready",
+            "cancelled",
+            "in-progress",
+            "on-hold",
+            "failed",
+            "completed",
+            "entered-in-error",
+        }
+    ),
+    ("DeviceUseStatement", "status"): frozenset(
+        {"active", "completed", "entered-in-error", "intended", "stopped", "on-hold"}
+    ),
+    ("SupplyRequest", "status"): frozenset(
+        {"draft", "active", "suspended", "cancelled", "completed", "entered-in-error", "unknown"}
+    ),
+    ("DeviceUdiCarrier", "entryType"): frozenset(
+        {"barcode", "rfid", "manual", "card", "self-reported", "unknown"}
+    ),
+    ("QuestionnaireItem", "type"): frozenset(
+        {
+            "group",
+            "display",
+            "boolean",
+            "decimal",
+            "integer",
+            "date",
+            "dateTime",
+            "time",
+            "string",
+            "text",
+            "url",
+            "choice",
+            "open-choice",
+            "attachment",
+            "reference",
+            "quantity",
+        }
+    ),
+    ("Quantity", "comparator"): frozenset({"<", "<=", ">=", ">"}),
+    ("Narrative", "status"): frozenset({"generated", "extensions", "additional", "empty"}),
+    ("HumanName", "use"): frozenset(
+        {"usual", "official", "temp", "nickname", "anonymous", "old", "maiden"}
+    ),
+    ("ContactPoint", "system"): frozenset(
+        {"phone", "fax", "email", "pager", "url", "sms", "other"}
+    ),
+    ("ContactPoint", "use"): frozenset({"home", "work", "temp", "old", "mobile"}),
+    ("Address", "use"): frozenset({"home", "work", "temp", "old", "billing"}),
+    ("Address", "type"): frozenset({"postal", "physical", "both"}),
+    ("Identifier", "use"): frozenset({"usual", "official", "temp", "secondary", "old"}),
+    ("StructureMapGroupRuleTarget", "transform"): frozenset(
+        {
+            "create",
+            "copy",
+            "truncate",
+            "escape",
+            "cast",
+            "append",
+            "translate",
+            "reference",
+            "dateOp",
+            "uuid",
+            "pointer",
+            "evaluate",
+            "cc",
+            "c",
+            "qty",
+            "id",
+            "cp",
+        }
+    ),
+}
+
+
+@lru_cache(maxsize=2048)
+def _required_codes(model: type[BaseModel]) -> dict[str, tuple[str, frozenset[str]]]:
+    """The ``code`` fields of ``model`` with a required value set: name -> (JSON name, codes)."""
+    bound: dict[str, tuple[str, frozenset[str]]] = {}
+    for name, field in model.model_fields.items():
+        extra = field.json_schema_extra
+        listed = extra.get("enum_values") if isinstance(extra, dict) else None
+        json_name = field.alias or name
+        codes = next(
+            (
+                _COMPLETED_VALUE_SETS[(cls.__name__, json_name)]
+                for cls in model.__mro__
+                if (cls.__name__, json_name) in _COMPLETED_VALUE_SETS
+            ),
+            None,
+        )
+        if codes is None:
+            if not isinstance(listed, list) or "+" in listed:
+                continue  # no value set listed, or a part only: left unchecked
+            codes = frozenset(str(code) for code in listed)
+        bound[name] = (json_name, codes)
+    return bound
+
+
+def _codes_outside_required_value_sets(root: BaseModel) -> list[tuple[str, str]]:
+    """(dotted JSON path, code) of every code in ``root`` outside its required value set,
+    walked without recursion (contained resources and Bundle entries included)."""
+    found: list[tuple[str, str]] = []
+    stack: list[tuple[BaseModel, str]] = [(root, "")]
+    while stack:
+        model, path = stack.pop()
+        bound = _required_codes(type(model))
+        for name in type(model).model_fields:
+            value = getattr(model, name, None)
+            if value is None:
+                continue
+            if name in bound:
+                json_name, codes = bound[name]
+                for index, code in enumerate(value if isinstance(value, list) else [value]):
+                    if str(code) not in codes:
+                        where = json_name if not isinstance(value, list) else f"{json_name}.{index}"
+                        found.append((path + where, str(code)))
+                continue
+            key = _json_name(type(model), name)
+            if isinstance(value, BaseModel):
+                stack.append((value, f"{path}{key}."))
+            elif isinstance(value, list):
+                stack.extend(
+                    (item, f"{path}{key}.{index}.")
+                    for index, item in enumerate(value)
+                    if isinstance(item, BaseModel)
+                )
+    return sorted(found)
+
+
+def _json_name(model: type[BaseModel], name: str) -> str:
+    return model.model_fields[name].alias or name
 
 
 def canonical_json(resource: Resource) -> bytes:
