@@ -11,7 +11,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vault.crypto.aead import TAG_BYTES, associated_data, open_sealed, seal
+from vault.crypto.aead import (
+    CHUNK_BYTES,
+    CHUNKED_OPEN_BYTES,
+    TAG_BYTES,
+    associated_data,
+    open_sealed,
+    seal,
+)
 from vault.crypto.envelope import (
     PatientKeyCache,
     RecordContext,
@@ -343,3 +350,31 @@ def test_property_different_context_never_opens(fields: list[str], other: list[s
     if fields != other:
         with pytest.raises(DecryptionFailed):
             open_sealed(key, sealed, associated_data("record/1", *other))
+
+
+@pytest.mark.parametrize("record_format", [1, 2])
+def test_a_large_body_opens_in_chunks_and_still_authenticates(record_format: int) -> None:
+    """Bodies of a megabyte and more are opened with the incremental decryptor (the
+    interpreter lock is handed back between chunks): same plaintext as one-shot AES-GCM,
+    and any change anywhere, the last chunk's tail or the tag included, still fails."""
+    keyring = new_keyring()
+    key, _wrapped = new_patient_key(keyring, "patient-a")
+    context = RecordContext("record-1", "patient-a", 1, "application/pdf")
+    plaintext = os.urandom(3 * CHUNK_BYTES + 12345)
+    if record_format == 1:
+        sealed = key.encrypt(context, plaintext)
+        body, wrapped_data_key = bytes(sealed.ciphertext), sealed.wrapped_data_key
+    else:
+        body, wrapped_data_key = _format_2_record(key._key, context, plaintext)
+    assert len(body) >= CHUNKED_OPEN_BYTES
+    assert key.decrypt(context, body, wrapped_data_key) == plaintext
+    for position in (0, 20, CHUNK_BYTES, len(body) - TAG_BYTES - 1, len(body) - 1):
+        flipped = bytearray(body)
+        flipped[position] ^= 1
+        with pytest.raises(DecryptionFailed):
+            key.decrypt(context, bytes(flipped), wrapped_data_key)
+    with pytest.raises(DecryptionFailed):
+        key.decrypt(context, body[:-1], wrapped_data_key)
+    moved = RecordContext("record-2", "patient-a", 1, "application/pdf")
+    with pytest.raises(DecryptionFailed):
+        key.decrypt(moved, body, wrapped_data_key)

@@ -44,6 +44,7 @@ from vault.crypto.aead import (
     Random,
     associated_data,
     encode_field,
+    open_gcm,
     open_sealed,
     open_sealed_with,
     purpose_prefix,
@@ -181,11 +182,14 @@ class PatientKey:
                     wrapped_data_key[HEADER_BYTES:],
                     _DATA_KEY_V2 + shared,
                 )
-                return AESGCM(data_key).decrypt(
-                    _ZERO_NONCE, ciphertext, _RECORD_V2 + shared + _content_type_field(content_type)
-                )
             except (InvalidTag, ValueError, TypeError):
                 raise DecryptionFailed(OPAQUE) from None
+            return open_gcm(
+                data_key,
+                _ZERO_NONCE,
+                ciphertext,
+                _RECORD_V2 + shared + _content_type_field(content_type),
+            )
         if record_format == FORMAT_V1:
             data_key = open_sealed_with(self._cipher, wrapped_data_key, _DATA_KEY_V1 + shared)
             return open_sealed(
