@@ -20,9 +20,11 @@ import pytest
 
 from tests.databases import empty_database_url
 from tests.served import VAULT, vault_env, wait_healthy
+from vault.chain.node import EmbeddedChain
 
 __all__ = ["empty_database_url"]
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LEADS = re.compile(r"process (\d+) leads housekeeping")
 
 
@@ -67,7 +69,7 @@ def workers_of(parent: int) -> set[int]:
 @pytest.fixture
 def two_workers(
     empty_database_url: str, tmp_path: Path
-) -> Iterator[tuple[str, subprocess.Popen[str], Output]]:
+) -> Iterator[tuple[str, subprocess.Popen[str], Output, Path]]:
     env = vault_env(tmp_path / "data", VAULT_DATABASE_URL=empty_database_url)
     proc = subprocess.Popen(
         [*VAULT, "serve", "--workers", "2"],
@@ -80,16 +82,17 @@ def two_workers(
     base = f"http://127.0.0.1:{env['VAULT_PORT']}"
     try:
         wait_healthy(f"{base}/healthz", proc)
-        yield base, proc, output
+        yield base, proc, output, tmp_path / "data"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
 
 
 def test_two_workers_one_housekeeper_and_a_killed_one_is_replaced(
-    two_workers: tuple[str, subprocess.Popen[str], Output],
+    two_workers: tuple[str, subprocess.Popen[str], Output, Path],
 ) -> None:
-    base, proc, output = two_workers
+    base, proc, output, data = two_workers
     (leader,) = output.wait_leaders(1, 60)
     deadline = time.monotonic() + 30
     while len(workers := workers_of(proc.pid)) < 2:
@@ -105,3 +108,13 @@ def test_two_workers_one_housekeeper_and_a_killed_one_is_replaced(
     assert leaders[1] != leader and leaders[1] in workers_of(proc.pid)
     reply = httpx.get(f"{base}/healthz", timeout=10)
     assert reply.status_code == 200
+
+    # SIGTERM: the workers shut down, then the parent stops the chain it started.
+    chain = EmbeddedChain(
+        chain_dir=data / "chain", node_modules=PROJECT_ROOT / "node_modules", chain_id=31337
+    )
+    assert chain.running() is not None
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert chain.running() is None
+    assert not workers_of(proc.pid)
