@@ -42,6 +42,7 @@ def test_the_wheel_ships_the_contract_compiled_from_these_sources(wheel: Path) -
         names = set(archive.namelist())
         assert "vault/chain/artifacts/ConsentRegistry.json" in names
         assert "vault/store/migrations/env.py" in names
+        assert "vault/biometrics/data/population.npz" in names
         assert not any(name.startswith(("tests/", "contracts/")) for name in names)
         shipped = archive.read("vault/chain/artifacts/ConsentRegistry.json")
     assert b'"source_hash"' in shipped
