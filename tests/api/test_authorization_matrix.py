@@ -146,11 +146,7 @@ def world(client: TestClient, new_provider: Callable[..., tuple[LocalAccount, st
 def served_routes(client: TestClient) -> set[tuple[str, str]]:
     """Every operation of the app's OpenAPI (test_openapi checks each is documented)."""
     paths = client.app.openapi()["paths"]  # type: ignore[attr-defined]
-    return {
-        (method.upper(), path)
-        for path, operations in paths.items()
-        for method in operations
-    }
+    return {(method.upper(), path) for path, operations in paths.items() for method in operations}
 
 
 def test_the_matrix_names_every_route_the_app_serves(client: TestClient) -> None:

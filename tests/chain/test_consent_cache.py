@@ -9,9 +9,9 @@ returns, and a log that cannot be written refuses the read.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import pytest
@@ -72,15 +72,20 @@ def _account(patient: Patient) -> PatientAccount:
     return PatientAccount("pat_test", "rec_test", patient.patient_id, patient.key.address)
 
 
-def _read(gate: ConsentGate, patient: Patient, provider: str) -> AccessBasis:
-    """One read of an Observation: its basis, or the refusal raised."""
-    return gate.authorize_read(
+async def _reading(gate: ConsentGate, patient: Patient, provider: str) -> AccessBasis:
+    decision = await gate.authorize_read(
         account=_account(patient),
         provider=provider,
         category="Observation",
         purpose="TREAT",
         record_id="r1",
-    ).basis
+    )
+    return decision.basis
+
+
+def _read(gate: ConsentGate, patient: Patient, provider: str) -> AccessBasis:
+    """One read of an Observation: its basis, or the refusal raised."""
+    return asyncio.run(_reading(gate, patient, provider))
 
 
 def _read_or_denied(gate: ConsentGate, patient: Patient, provider: str) -> AccessBasis:
@@ -88,6 +93,26 @@ def _read_or_denied(gate: ConsentGate, patient: Patient, provider: str) -> Acces
         return _read(gate, patient, provider)
     except AccessDenied:
         return AccessBasis.NONE
+
+
+def _read_together(
+    gate: ConsentGate, patient: Patient, provider: str, readers: int
+) -> list[AccessBasis | type[BaseException]]:
+    """``readers`` coroutines reading at once: each one's basis, or the type it raised."""
+
+    async def together() -> list[AccessBasis | BaseException]:
+        reads = (_reading(gate, patient, provider) for _ in range(readers))
+        return list(await asyncio.gather(*reads, return_exceptions=True))
+
+    return [o if isinstance(o, AccessBasis) else type(o) for o in asyncio.run(together())]
+
+
+def _list(gate: ConsentGate, patient: Patient, provider: str, categories: Any) -> frozenset[str]:
+    return asyncio.run(
+        gate.authorize_list(
+            account=_account(patient), provider=provider, categories=categories, purpose="TREAT"
+        )
+    )
 
 
 def _grant(
@@ -171,21 +196,18 @@ def test_revoke_is_enforced_on_the_next_read(
     assert audit.verify_chain() == 2
 
 
-def test_revoke_is_enforced_for_readers_in_every_thread(
+def test_readers_together_share_a_head_and_see_a_revoke_together(
     client: ConsentRegistryClient, patient: Patient, provider: LocalAccount, audit: AuditLog
 ) -> None:
-    """Readers in the API's worker threads share head fetches; none of them, before or
-    after the revoke's receipt, is answered from a block older than its arrival."""
+    """Readers arriving together share one head fetch; none of them, before or after the
+    revoke's receipt, is answered from a block older than its arrival."""
     _grant(client, patient, provider.address, client.chain_time() + 3600)
+    heads = Counting(client, "latest_block")
     gate = _gate(client, audit)
-    with ThreadPoolExecutor(8) as pool:
-        before = list(pool.map(lambda _: _read(gate, patient, provider.address), range(16)))
-        _revoke(client, patient, provider.address)
-        after = list(
-            pool.map(lambda _: _read_or_denied(gate, patient, provider.address), range(16))
-        )
-    assert before == [AccessBasis.CONSENT] * 16
-    assert after == [AccessBasis.NONE] * 16
+    assert _read_together(gate, patient, provider.address, 16) == [AccessBasis.CONSENT] * 16
+    assert heads.calls == 1
+    _revoke(client, patient, provider.address)
+    assert _read_together(gate, patient, provider.address, 16) == [AccessDenied] * 16
     assert audit.verify_chain() == 32
 
 
@@ -252,24 +274,12 @@ def test_a_listing_is_decided_per_category_and_audited_once(
 ) -> None:
     _grant(client, patient, provider.address, client.chain_time() + 3600)
     gate = _gate(client, audit)
-    allowed = gate.authorize_list(
-        account=_account(patient),
-        provider=provider.address,
-        categories={"Observation", "Condition", "DocumentReference"},
-        purpose="TREAT",
-    )
+    allowed = _list(gate, patient, provider.address, {"Observation", "Condition", "Binary"})
     assert allowed == {"Observation"}
     with pytest.raises(AccessDenied):
-        gate.authorize_list(
-            account=_account(patient),
-            provider=provider.address,
-            categories={"Condition"},
-            purpose="TREAT",
-        )
+        _list(gate, patient, provider.address, {"Condition"})
     with pytest.raises(AccessDenied):  # a patient with nothing to list: nothing allowed
-        gate.authorize_list(
-            account=_account(patient), provider=provider.address, categories=(), purpose="TREAT"
-        )
+        _list(gate, patient, provider.address, ())
     assert _outcomes(audit) == [
         ("list", "allowed", "", "Observation"),
         ("list", "denied", "no_consent", "Condition"),
@@ -283,12 +293,8 @@ def test_a_listing_takes_every_category_at_one_head(
     _grant(client, patient, provider.address, client.chain_time() + 3600, scope=ALL_SCOPES)
     heads = Counting(client, "latest_block")
     gate = _gate(client, audit)
-    assert gate.authorize_list(
-        account=_account(patient),
-        provider=provider.address,
-        categories={"Observation", "Condition"},
-        purpose="TREAT",
-    ) == {"Observation", "Condition"}
+    both = _list(gate, patient, provider.address, {"Observation", "Condition"})
+    assert both == {"Observation", "Condition"}
     assert heads.calls == 1
 
 
@@ -305,19 +311,14 @@ def test_unreachable_chain_is_refused_and_audited_even_with_a_cached_yes(
     with pytest.raises(ChainUnavailable):
         _read(gate, patient, provider.address)
     with pytest.raises(ChainUnavailable):
-        gate.authorize_list(
-            account=_account(patient),
-            provider=provider.address,
-            categories={"Observation"},
-            purpose="TREAT",
-        )
+        _list(gate, patient, provider.address, {"Observation"})
     assert _outcomes(audit)[1:] == [
         ("read", "denied", "chain_unavailable", "Observation"),
         ("list", "denied", "chain_unavailable", "Observation"),
     ]
 
 
-def test_a_decision_the_chain_cannot_give_is_refused_in_every_thread(
+def test_a_decision_the_chain_cannot_give_is_refused_for_every_reader(
     client: ConsentRegistryClient,
     patient: Patient,
     provider: LocalAccount,
@@ -333,15 +334,7 @@ def test_a_decision_the_chain_cannot_give_is_refused_in_every_thread(
     dead._rpc = _dead_rpc()
     client.access_basis_span = dead.access_basis_span  # type: ignore[method-assign]
     gate = _gate(client, audit)
-
-    def outcome(_: int) -> type[BaseException] | AccessBasis:
-        try:
-            return _read(gate, patient, provider.address)
-        except ChainUnavailable as exc:
-            return type(exc)
-
-    with ThreadPoolExecutor(4) as pool:
-        assert list(pool.map(outcome, range(8))) == [ChainUnavailable] * 8
+    assert _read_together(gate, patient, provider.address, 8) == [ChainUnavailable] * 8
     assert [reason for _, _, reason, _ in _outcomes(audit)] == ["chain_unavailable"] * 8
 
 

@@ -7,10 +7,13 @@ node. The real node is exercised in ``test_consent_cache.py``.
 
 from __future__ import annotations
 
+import asyncio
 import threading
-import time
+from collections.abc import Awaitable, Callable
 
-from vault.chain.head import HeadWatch
+import pytest
+
+from vault.chain.head import AsyncHeadWatch, block_of
 from vault.chain.registry import BlockRef
 from vault.errors import ChainUnavailable
 
@@ -36,73 +39,116 @@ class Node:
         return BlockRef(number=number, hash=f"0x{number:064x}", timestamp=number)
 
 
-def _in_thread(watch: HeadWatch, results: list[BlockRef | Exception]) -> threading.Thread:
-    def run() -> None:
-        try:
-            results.append(watch.latest())
-        except Exception as exc:  # the test inspects it
-            results.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
-
-
-def test_each_lone_reader_fetches() -> None:
+def test_async_lone_readers_fetch_each_time() -> None:
     node = Node()
-    watch = HeadWatch(node)
-    assert [watch.latest().number for _ in range(3)] == [1, 2, 3]
+
+    async def main() -> list[int]:
+        watch = AsyncHeadWatch(_sent_in_executor(node))
+        return [block_of(await watch.latest()).number for _ in range(3)]
+
+    assert asyncio.run(main()) == [1, 2, 3]
 
 
-def test_reader_arriving_during_a_fetch_waits_for_a_later_one() -> None:
+def test_async_arrivals_during_a_fetch_share_the_next_one() -> None:
     node = Node(hold=True)
-    watch = HeadWatch(node)
-    first: list[BlockRef | Exception] = []
-    a = _in_thread(watch, first)
-    node.started.acquire()  # fetch 1 is under way: it may predate what B knows
-    second: list[BlockRef | Exception] = []
-    b = _in_thread(watch, second)
-    time.sleep(0.05)
-    node.release.release()  # fetch 1 ends; B must not take its answer
-    a.join(5)
-    node.started.acquire()
-    node.release.release()
-    b.join(5)
-    assert [r.number for r in first if isinstance(r, BlockRef)] == [1]
-    assert [r.number for r in second if isinstance(r, BlockRef)] == [2]
 
+    async def main() -> tuple[int, list[int]]:
+        watch = AsyncHeadWatch(_sent_in_executor(node))
+        first = watch.latest()  # starts fetch 1 at once
+        await asyncio.to_thread(node.started.acquire)
+        later = [watch.latest() for _ in range(4)]  # arrive while it runs
+        node.release.release()
+        one = block_of(await first).number
+        await asyncio.to_thread(node.started.acquire)
+        node.release.release()
+        return one, [block_of(await f).number for f in later]
 
-def test_readers_arriving_together_share_one_later_fetch() -> None:
-    node = Node(hold=True)
-    watch = HeadWatch(node)
-    results: list[BlockRef | Exception] = []
-    threads = [_in_thread(watch, results)]
-    node.started.acquire()
-    threads += [_in_thread(watch, results) for _ in range(5)]
-    time.sleep(0.05)
-    node.release.release()
-    node.started.acquire()  # exactly one more fetch serves the five
-    node.release.release()
-    for thread in threads:
-        thread.join(5)
+    one, later = asyncio.run(main())
+    assert one == 1
+    assert later == [2, 2, 2, 2]
     assert node.fetches == 2
-    assert sorted(r.number for r in results if isinstance(r, BlockRef)) == [1, 2, 2, 2, 2, 2]
 
 
-def test_a_failed_fetch_fails_every_reader_it_serves() -> None:
+def test_async_readers_queued_before_a_send_join_it_and_later_ones_do_not() -> None:
+    """On the loop, a reader arrived when its step was queued: steps queued before a
+    fetch is sent may join it, even if they run after the sending step; a step queued
+    after the send never does."""
     node = Node(hold=True)
+
+    async def main() -> tuple[int, list[int], list[int]]:
+        watch = AsyncHeadWatch(_sent_in_executor(node))
+
+        async def reader() -> int:
+            return block_of(await watch.latest()).number
+
+        early = [asyncio.create_task(reader()) for _ in range(3)]  # queued before the send
+        first = watch.latest()  # sends fetch 1 from this step
+        late = [asyncio.create_task(reader()) for _ in range(2)]  # queued after it
+        await asyncio.to_thread(node.started.acquire)
+        node.release.release()
+        one = block_of(await first).number
+        await asyncio.to_thread(node.started.acquire)
+        node.release.release()
+        return one, list(await asyncio.gather(*early)), list(await asyncio.gather(*late))
+
+    one, early, late = asyncio.run(main())
+    assert (one, early, late) == (1, [1, 1, 1], [2, 2])
+    assert node.fetches == 2
+
+
+def test_async_readers_started_in_one_pass_share_one_fetch() -> None:
+    """Requests read in one pass of the loop: their handlers' steps are queued together,
+    so the first one's fetch serves them all."""
+    node = Node()
+
+    async def main() -> list[int]:
+        watch = AsyncHeadWatch(_sent_in_executor(node))
+
+        async def reader() -> int:
+            return block_of(await watch.latest()).number
+
+        return list(await asyncio.gather(*(reader() for _ in range(8))))
+
+    assert asyncio.run(main()) == [1] * 8
+    assert node.fetches == 1
+
+
+def test_async_a_cancelled_reader_leaves_the_fetch_to_the_others() -> None:
+    """Each reader has a future of its own: a handler cancelled mid-read (its client went
+    away) neither cancels the fetch nor the answer of the readers sharing it."""
+    node = Node(hold=True)
+
+    async def main() -> tuple[bool, list[int], int]:
+        watch = AsyncHeadWatch(_sent_in_executor(node))
+        readers = [watch.latest() for _ in range(3)]  # one fetch, three readers
+        await asyncio.to_thread(node.started.acquire)
+        readers[0].cancel()
+        node.release.release()
+        served = [block_of(await r).number for r in readers[1:]]
+        again = watch.latest()
+        await asyncio.to_thread(node.started.acquire)
+        node.release.release()
+        return readers[0].cancelled(), served, block_of(await again).number
+
+    assert asyncio.run(main()) == (True, [1, 1], 2)
+    assert node.fetches == 2
+
+
+def test_async_failure_raises_for_every_reader() -> None:
+    node = Node()
     node.fail = True
-    watch = HeadWatch(node)
-    results: list[BlockRef | Exception] = []
-    threads = [_in_thread(watch, results)]
-    node.started.acquire()
-    threads += [_in_thread(watch, results) for _ in range(3)]
-    time.sleep(0.05)
-    node.release.release()
-    node.started.acquire()
-    node.release.release()
-    for thread in threads:
-        thread.join(5)
-    assert len(results) == 4
-    assert all(isinstance(r, ChainUnavailable) for r in results)
-    assert len({id(r) for r in results}) == 4  # each reader raised its own copy
+
+    async def main() -> None:
+        watch = AsyncHeadWatch(_sent_in_executor(node))
+        outcome = await watch.latest()
+        with pytest.raises(ChainUnavailable):
+            block_of(outcome)
+        with pytest.raises(ChainUnavailable):
+            block_of(await watch.latest())
+
+    asyncio.run(main())
+
+
+def _sent_in_executor(node: Node) -> Callable[[], Awaitable[BlockRef]]:
+    # The shape of ConsentRegistryClient.latest_block_async: called, the fetch is under way.
+    return lambda: asyncio.get_running_loop().run_in_executor(None, node)

