@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
@@ -130,6 +131,7 @@ class LargeReads:
         self._counter.join(timeout=30)
 
 
+@pytest.mark.slow  # two minutes a database on these cores
 def test_a_25_mb_read_leaves_small_reads_p99_within_twice_their_own(
     tmp_path: Path, database_url: str, anvil: AnvilProcess
 ) -> None:
