@@ -13,7 +13,7 @@ FastAPI reads as JSON) passes here once, whatever route it is for:
 - **Numbers**: integers of at most 256 bits (the widest the vault knows: EIP-712's
   ``uint256``), finite floats only (``1e400`` decodes to infinity, ``NaN`` is no JSON).
 
-A refused body gets 422 ``invalid_request`` with ``details.errors`` naming where, in the
+A refused body gets 422 ``invalid_request`` with ``details.errors`` saying why, in the
 shape FastAPI's own validation errors have. A body that is not JSON at all passes
 through: the route's own parsing refuses it. The body is decoded twice (here, then by
 FastAPI); only request bodies pay, never a read.
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from email.message import Message as ContentType
 from typing import Any
 
@@ -34,12 +35,7 @@ _BODY_HEADERS = (b"content-length", b"transfer-encoding")
 
 
 class JsonBodyRefused(ValueError):
-    """Where (a path of keys and indexes) and why a body is refused."""
-
-    def __init__(self, path: list[str | int], why: str) -> None:
-        super().__init__(why)
-        self.path = path
-        self.why = why
+    """Why a body is refused."""
 
 
 class StrictJsonBody:
@@ -76,56 +72,87 @@ class StrictJsonBody:
 def check_json_body(body: bytes) -> None:
     """Raise :class:`JsonBodyRefused` if ``body`` is JSON the vault must not take in.
 
-    Not JSON at all is not refused here (the route's parser answers it).
+    Not JSON at all is not refused here (the route's parser answers it), except a body
+    that is not UTF-8, which JSON must be (RFC 8259) and whose raw surrogate bytes
+    Python's decoder would otherwise pass on.
+
+    Cost: the decode FastAPI does anyway, once more, plus a walk of the containers; text
+    and numbers are looked at only if the bytes could hold an offender (a surrogate
+    escape; 78 digits in a row or a three-digit exponent). Measured on 16 MiB bodies on
+    2 busy cores: 8 million numbers in one array, decode 0.7-1.0 s, walk 0.7-1.2 s;
+    5.6 million empty arrays, decode 5-7 s (mostly the garbage collector), walk 1.0-1.5
+    s; 266,000 arrays 63 deep, decode 8.5 s, walk 10 s. Only the request size limit
+    bounds that, for this check and for FastAPI's own decode alike.
     """
     if not body.strip():
         return
     try:
-        value = json.loads(body, parse_constant=_no_constant)
-    except RecursionError:
-        raise JsonBodyRefused([], f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise JsonBodyRefused("the body is not UTF-8") from None
+    numbers = _MAYBE_HUGE.search(body) is not None
+    try:
+        value = json.loads(
+            text,
+            parse_constant=_no_constant,
+            parse_int=_checked_int if numbers else None,
+            parse_float=_checked_float if numbers else None,
+        )
     except JsonBodyRefused:
         raise
-    except ValueError:  # not JSON, not UTF-8, or an integer of over 4,300 digits
+    except RecursionError:  # about 1,000 levels
+        raise JsonBodyRefused(_TOO_DEEP) from None
+    except ValueError:  # not JSON, or an integer of over 4,300 digits
         return
-    _check_value(value)
+    _check_depth(value)
+    if _SURROGATE_ESCAPE.search(body) is not None:
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise JsonBodyRefused("text with a lone surrogate (not Unicode)") from None
 
 
-def _check_value(root: Any) -> None:
-    """Walk ``root`` without recursion: depth, text and numbers."""
-    stack: list[tuple[Any, list[str | int]]] = [(root, [])]
-    while stack:
-        value, path = stack.pop()
-        if isinstance(value, dict | list):
-            if len(path) >= MAX_JSON_DEPTH:
-                raise JsonBodyRefused(path, f"nested deeper than {MAX_JSON_DEPTH} levels")
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            for key, item in items:
-                if isinstance(key, str):
-                    _check_text(key, path)
-                stack.append((item, [*path, key]))
-        elif isinstance(value, str):
-            _check_text(value, path)
-        elif isinstance(value, bool):
-            continue
-        elif isinstance(value, int):
-            if abs(value) > MAX_JSON_INT:
-                raise JsonBodyRefused(path, "integer wider than 256 bits")
-        elif isinstance(value, float) and not math.isfinite(value):
-            raise JsonBodyRefused(path, "number out of range")
+_TOO_DEEP = f"nested deeper than {MAX_JSON_DEPTH} levels"
+#: Raw bytes that may stand for a surrogate (``\ud800``-``\udfff``; a valid pair too).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+#: Raw bytes that may be an integer past 256 bits (78 digits) or a float past 1e308.
+_MAYBE_HUGE = re.compile(rb"[0-9]{78}|[eE][+-]?[0-9]{3}")
 
 
-def _check_text(text: str, path: list[str | int]) -> None:
-    if text.isascii():
-        return
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise JsonBodyRefused(path, "text with a lone surrogate (not Unicode)") from None
+def _check_depth(root: Any) -> None:
+    """Walk ``root``'s containers level by level, without recursion."""
+    level = [root] if type(root) in _CONTAINERS else []
+    for _ in range(MAX_JSON_DEPTH):
+        below: list[Any] = []
+        for container in level:
+            if container:  # an empty one has nothing below (most of a wide body)
+                members = container.values() if type(container) is dict else container
+                below += [member for member in members if type(member) in _CONTAINERS]
+        if not below:
+            return
+        level = below
+    raise JsonBodyRefused(_TOO_DEEP)
+
+
+_CONTAINERS = (dict, list)
+
+
+def _checked_int(digits: str) -> int:
+    number = int(digits)
+    if abs(number) > MAX_JSON_INT:
+        raise JsonBodyRefused("integer wider than 256 bits")
+    return number
+
+
+def _checked_float(digits: str) -> float:
+    number = float(digits)
+    if not math.isfinite(number):
+        raise JsonBodyRefused("number out of range")
+    return number
 
 
 def _no_constant(name: str) -> float:
-    raise JsonBodyRefused([], f"{name} is not JSON")
+    raise JsonBodyRefused(f"{name} is not JSON")
 
 
 def _has_json_body(scope: Scope) -> bool:
@@ -163,13 +190,11 @@ def _replay(chunks: list[bytes], last: Message | None, receive: Receive) -> Rece
 
 
 async def _refuse(send: Send, refused: JsonBodyRefused) -> None:
-    # Keys are echoed cut short: the path must not hand a huge key back.
-    where = [part if isinstance(part, int) else part[:64] for part in refused.path]
-    details = {"errors": [{"loc": ["body", *where], "msg": refused.why}]}
+    details = {"errors": [{"loc": ["body"], "msg": str(refused)}]}
     body = json.dumps(
         {
             "code": "invalid_request",
-            "message": f"the request body is refused: {refused.why}",
+            "message": f"the request body is refused: {refused}",
             "details": details,
         }
     ).encode()
