@@ -1,4 +1,5 @@
-"""Fault-injection fixtures: the API tests' real vault (SQLite, Anvil, faces), reused."""
+"""Fault-injection fixtures: the API tests' real vault (each database backend, Anvil, faces),
+reused."""
 
 from __future__ import annotations
 
