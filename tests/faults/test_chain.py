@@ -166,8 +166,13 @@ def test_chain_killed_under_readers_fails_closed_and_recovers(scene: Scene) -> N
     assert again.status_code == 200, again.json()
     assert again.json()["status"] == "granted"
     # Every refusal during the outage is in the patient's access log.
-    history = scene.client.get("/patient/access-log", headers=scene.patient).json()["entries"]
-    denied = [i for i in history if i["entry"]["reason"] == "chain_unavailable"]
+    denied, cursor = [], 0
+    while cursor is not None:  # the log comes a page at a time
+        page = scene.client.get(
+            "/patient/access-log", params={"after": cursor, "limit": 1000}, headers=scene.patient
+        ).json()
+        denied += [i for i in page["entries"] if i["entry"]["reason"] == "chain_unavailable"]
+        cursor = page["next_after"]
     assert len(denied) == sum(1 for r in log if r.code == "chain_unavailable")
 
 
