@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vault.audit.merkle import (
+    MerkleTree,
     TreeBuilder,
     inclusion_proof,
     leaf_hash,
@@ -79,3 +80,15 @@ def test_a_tree_built_leaf_by_leaf_has_the_rfc_root_at_every_size() -> None:
 def test_a_tree_builder_with_no_leaves_has_no_root() -> None:
     with pytest.raises(ValueError):
         TreeBuilder().root()
+
+
+def test_a_tree_built_level_by_level_gives_the_rfc_root_and_paths_at_every_size() -> None:
+    for size in range(1, 70):
+        tree = MerkleTree(leaves(size))
+        assert tree.root == root(leaves(size))
+        for index in range(size):
+            assert tree.path(index) == inclusion_proof(leaves(size), index)
+    with pytest.raises(IndexError):
+        MerkleTree(leaves(3)).path(3)
+    with pytest.raises(ValueError):
+        MerkleTree([])

@@ -39,7 +39,9 @@ def proofs_for(
     the chain, so a proof never rests on the vault's own note of what it anchored.
     """
     anchors: list[Anchor] = []
-    batches: dict[int, list[bytes]] = {}
+    # One anchored range's leaves at a time: entries come in sequence order, so those of
+    # one range are consecutive, and a page touching many ranges never holds them all.
+    current: tuple[int, merkle.MerkleTree] | None = None
     proofs: list[InclusionProof | None] = []
     for entry in entries:
         anchor = next((a for a in anchors if a.first_seq <= entry.seq <= a.last_seq), None)
@@ -49,11 +51,11 @@ def proofs_for(
                 proofs.append(None)
                 continue
             anchors.append(anchor)
-        if anchor.first_seq not in batches:
+        if current is None or current[0] != anchor.first_seq:
             # Only the range's leaf hashes are read, not its entries.
-            batches[anchor.first_seq] = log.leaves(first=anchor.first_seq, last=anchor.last_seq)
-        leaves = batches[anchor.first_seq]
-        path = merkle.inclusion_proof(leaves, entry.seq - anchor.first_seq)
+            leaves = log.leaves(first=anchor.first_seq, last=anchor.last_seq)
+            current = (anchor.first_seq, merkle.MerkleTree(leaves))
+        path = current[1].path(entry.seq - anchor.first_seq)
         proofs.append(InclusionProof(entry, anchor, path))
     return proofs
 
