@@ -116,12 +116,7 @@ def cloned_sqlite(template: Path, target: Path) -> str:
 
 
 @pytest.fixture(params=BACKENDS)
-def database_url(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    sqlite_template: Path,
-    postgres_template: PostgresTemplate | None,
-) -> Iterator[str]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated, empty database of each backend.
 
     The SQLite file is ``tmp_path/data/vault.db``: where a vault with ``data_dir =
@@ -129,15 +124,42 @@ def database_url(
     the embedded default layout.
     """
     if request.param == "sqlite":
-        yield cloned_sqlite(sqlite_template, tmp_path / "data" / "vault.db")
+        template = request.getfixturevalue("sqlite_template")
+        yield cloned_sqlite(template, tmp_path / "data" / "vault.db")
         return
     marker = request.node.get_closest_marker("sqlite_only")
     if marker is not None:
         pytest.skip(f"SQLite only: {marker.args[0]}")
+    # Asked for here, not as a parameter: a missing, required PostgreSQL fails only the
+    # PostgreSQL variants.
+    postgres_template: PostgresTemplate | None = request.getfixturevalue("postgres_template")
     if postgres_template is None:
         pytest.skip(SKIP_POSTGRES)
     with cloned_postgres(postgres_template) as url:
         yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database (no tables) of each backend, for what runs before any migration
+    (migrations, elections, a first deployment); dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh' / 'vault.db'}"
+        return
+    postgres_template: PostgresTemplate | None = request.getfixturevalue("postgres_template")
+    if postgres_template is None:
+        pytest.skip(SKIP_POSTGRES)
+    url, _ = postgres_template
+    name = f"vault_fresh_{uuid.uuid4().hex[:12]}"
+    admin = _admin_engine(url)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield _url_of(url, name)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture

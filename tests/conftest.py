@@ -19,6 +19,7 @@ from web3 import Web3
 from tests.backends import (
     SQLITE_ONLY_MARKER,
     database_url,
+    empty_database_url,
     engine,
     postgres_template,
     session_factory,
@@ -35,7 +36,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = PROJECT_ROOT / "sample_data"
 
 # Fixtures from tests/backends.py, for every directory: migrated databases of both backends.
-__all__ = ["database_url", "engine", "postgres_template", "session_factory", "sqlite_template"]
+__all__ = [
+    "database_url",
+    "empty_database_url",
+    "engine",
+    "postgres_template",
+    "session_factory",
+    "sqlite_template",
+]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -70,6 +70,9 @@ def pepper() -> bytes:
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
+    """SQLite only, on purpose: these tests are about faces (a few seconds of CPU each);
+    the database side of the face gate, the lockout counters, runs on both backends in
+    test_lockout.py."""
     engine = make_engine(f"sqlite:///{tmp_path / 'db' / 'vault.db'}")
     upgrade(engine)
     try:
