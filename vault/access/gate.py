@@ -86,6 +86,8 @@ class ConsentGate:
         self._head = AsyncHeadWatch(self._fetch_head) if cache_seconds > 0 else None
         self._cache_seconds = cache_seconds
         self._clock = clock
+        # The cache is shared by every event loop the gate serves (a test client may run
+        # one per request, each on its own thread).
         self._lock = threading.Lock()
         self._block_hash = ""
         self._decisions: dict[_Terms, _Cached] = {}
