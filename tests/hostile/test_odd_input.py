@@ -316,3 +316,23 @@ def test_an_oversized_sign_in_message_is_refused_at_once(actors: Actors) -> None
         "/provider/sessions", json={"message": "a " * 2000, "signature": "0x00"}
     )
     assert _assert_refused(reply)["code"] == "invalid_request"
+
+
+def test_odd_bytes_in_a_form_field_are_not_a_500(actors: Actors) -> None:
+    boundary = "oddboundary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="title"\r\n\r\n'.encode()
+        + b"\xed\xa0\x80 report \xff"
+        + f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.pdf"'
+        "\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.4 x\r\n".encode()
+        + f"--{boundary}--\r\n".encode()
+    )
+    reply = actors.client.post(
+        "/patient/records/documents",
+        content=body,
+        headers={
+            **bearer(actors.patient_token),
+            "content-type": f"multipart/form-data; boundary={boundary}",
+        },
+    )
+    assert reply.status_code < 500, reply.text
