@@ -31,20 +31,10 @@ OBSERVATION = {
 
 @pytest.fixture(autouse=True)
 def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Shorter lock waits than production, so a locked database answers within a second."""
-    monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    """Shorter lock waits than production (SQLite's busy timeout, PostgreSQL's lock_timeout),
+    so a locked database answers within a second."""
+    monkeypatch.setattr(database, "LOCK_TIMEOUT_MS", 200)
     monkeypatch.setattr(audit_log, "APPEND_DEADLINE_SECONDS", 1.0)
-
-
-@pytest.fixture
-def database_url(database_url: str) -> str:
-    """PostgreSQL waits for a lock for ever unless told otherwise; this vault is told as an
-    operator tells theirs, through the URL (libpq ``options``), like SQLite's short wait."""
-    url = make_url(database_url)
-    if url.get_backend_name() != "postgresql":
-        return database_url
-    options = {"options": "-c lock_timeout=200"}
-    return url.update_query_dict(options).render_as_string(hide_password=False)
 
 
 @contextmanager

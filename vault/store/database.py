@@ -7,15 +7,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Row, Select, create_engine, event, text
+from sqlalchemy import Engine, Row, Select, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vault.errors import DatabaseUnavailable
 
-SQLITE_BUSY_TIMEOUT_MS = 5000
+#: How long a statement waits for another connection's lock before the request is refused
+#: with ``DatabaseUnavailable`` (503): SQLite's busy timeout, PostgreSQL's lock_timeout.
+LOCK_TIMEOUT_MS = 5000
 #: The API's thread pool runs up to 40 requests at once (anyio's default limiter).
-SQLITE_POOL_SIZE = 40
+POOL_SIZE = 40
 
 
 def make_engine(url: str) -> Engine:
@@ -28,7 +30,7 @@ def make_engine(url: str) -> Engine:
             connect_args={"check_same_thread": False},
             # As many kept connections as the API has worker threads: a request beyond the
             # pool would open (and run the PRAGMAs on) a fresh connection, then close it.
-            pool_size=SQLITE_POOL_SIZE,
+            pool_size=POOL_SIZE,
             max_overflow=8,
         )
 
@@ -38,11 +40,27 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute(f"PRAGMA busy_timeout={LOCK_TIMEOUT_MS}")
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    parsed = make_url(url)
+    # Without a lock timeout a statement behind another connection's lock waits forever;
+    # an operator's own `options` in the URL win.
+    connect_args = (
+        {"options": f"-c lock_timeout={LOCK_TIMEOUT_MS}"}
+        if parsed.get_backend_name() == "postgresql" and "options" not in parsed.query
+        else {}
+    )
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        # Up to a connection for each worker thread, ten of them kept: two API processes
+        # stay within PostgreSQL's default max_connections of 100 (docs/operations.md).
+        pool_size=10,
+        max_overflow=POOL_SIZE - 10,
+        connect_args=connect_args,
+    )
 
 
 def is_sqlite_file(engine: Engine) -> bool:
