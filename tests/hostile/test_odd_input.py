@@ -336,3 +336,18 @@ def test_odd_bytes_in_a_form_field_are_not_a_500(actors: Actors) -> None:
         },
     )
     assert reply.status_code < 500, reply.text
+
+
+def test_a_streamed_json_body_over_the_limit_answers_413(actors: Actors) -> None:
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the JSON check buffers it
+        yield b'{"resourceType":"Observation","status":"final","code":{"text":"'
+        for _ in range(LIMIT // 65536 + 2):
+            yield b"a" * 65536
+        yield b'"}}'
+
+    reply = actors.client.post(
+        "/patient/records",
+        content=chunks(),
+        headers={**bearer(actors.patient_token), "content-type": "application/json"},
+    )
+    assert _assert_refused(reply, 413)["code"] == "payload_too_large"
