@@ -78,9 +78,10 @@ class PatientEnrollment:
         self._pepper = pepper
         self._clock = clock
 
-    def enroll(self, photos: Sequence[bytes]) -> KeyChange:
+    def enroll(self, photos: Sequence[bytes], *, pin: str | None = None) -> KeyChange:
+        """``pin``: the optional second factor (face and PIN then open the template)."""
         handle = new_handle()
-        prepared = self._faces.prepare(handle, photos)
+        prepared = self._faces.prepare(handle, photos, pin=pin)
         patient_id = chain_patient_id(self._pepper, handle)
         signed = self._registry.sign_registration(prepared.account, patient_id=patient_id)
         outcome = self._registry.register_patient(signed)
@@ -95,14 +96,14 @@ class PatientEnrollment:
         self._note(handle, "enroll")
         return KeyChange(handle, prepared.address, outcome.tx_hash)
 
-    def verify(self, handle: str, photo: bytes) -> LocalAccount:
+    def verify(self, handle: str, photo: bytes, *, pin: str | None = None) -> LocalAccount:
         """The patient's consent key after a fresh 1:1 match (memory only).
 
         An unknown or deleted handle fails exactly like a wrong face (and counts towards
         the lockout), so the API does not reveal which handles exist.
         """
         self._settle_reenrollment(handle)
-        verified = self._faces.verify(handle, photo)
+        verified = self._faces.verify(handle, photo, pin=pin)
         try:
             self._accounts.get(handle)
         except NotFound as exc:
@@ -110,8 +111,14 @@ class PatientEnrollment:
         return verified.account
 
     def reenroll(
-        self, account: PatientAccount, current: LocalAccount, photos: Sequence[bytes]
+        self,
+        account: PatientAccount,
+        current: LocalAccount,
+        photos: Sequence[bytes],
+        *,
+        pin: str | None = None,
     ) -> KeyChange:
+        """``pin``: the new template's second factor (None: the face alone opens it)."""
         # The chain, not the account row, says which key is current: a crash between a
         # re-enrollment's two commits may have left the row's copy behind (repaired here).
         controller = self._registry.controller_of(account.chain_patient_id)
@@ -119,7 +126,7 @@ class PatientEnrollment:
             raise AccessDenied("the face-derived key is not this patient's current key")
         if account.controller != controller:
             self._accounts.set_controller(account.handle, current.address)
-        prepared = self._faces.prepare(account.handle, photos)
+        prepared = self._faces.prepare(account.handle, photos, pin=pin)
         signed = self._registry.sign_rotation(
             patient_id=account.chain_patient_id, current=current, new=prepared.account
         )

@@ -24,6 +24,15 @@ from vault.errors import InvalidInput
 router = APIRouter(tags=["patients"], responses=ERRORS)
 
 Photo = Annotated[UploadFile, File(description="A JPEG, PNG or WebP photo of the patient's face")]
+#: The optional second factor: required with every photo by a patient who enrolled with it.
+Pin = Annotated[
+    str | None,
+    Form(
+        min_length=4,
+        max_length=128,
+        description="The patient's PIN, if they enrolled with one (optional second factor)",
+    ),
+]
 MAX_ENROLL_PHOTOS = 5
 #: The access log comes a page at a time (bounded memory and response, however long the log).
 DEFAULT_LOG_PAGE = 100
@@ -123,11 +132,13 @@ def _read_photo(upload: UploadFile) -> bytes:
     response_model=Enrolled,
     summary="Enroll with 1 to 5 face photos (3 recommended)",
 )
-def enroll(services: ServicesDep, photos: Annotated[list[UploadFile], File()]) -> Enrolled:
+def enroll(
+    services: ServicesDep, photos: Annotated[list[UploadFile], File()], pin: Pin = None
+) -> Enrolled:
     if not 1 <= len(photos) <= MAX_ENROLL_PHOTOS:
         raise InvalidInput("enroll with 1 to 5 photos", details={"photos": len(photos)})
     images = [_read_photo(p) for p in photos]
-    enrolled = services.enrollment.enroll(images)
+    enrolled = services.enrollment.enroll(images, pin=pin)
     return Enrolled(handle=enrolled.handle, address=enrolled.address, tx_hash=enrolled.tx_hash)
 
 
@@ -136,8 +147,8 @@ def enroll(services: ServicesDep, photos: Annotated[list[UploadFile], File()]) -
     response_model=SessionToken,
     summary="Verify a face photo against the handle; get a short-lived session token",
 )
-def verify(handle: str, services: ServicesDep, photo: Photo) -> SessionToken:
-    services.enrollment.verify(handle, _read_photo(photo))
+def verify(handle: str, services: ServicesDep, photo: Photo, pin: Pin = None) -> SessionToken:
+    services.enrollment.verify(handle, _read_photo(photo), pin=pin)
     token, expires = services.tokens.issue(SubjectKind.PATIENT, handle)
     return SessionToken(token=token, expires_at=expires, subject=handle)
 
@@ -160,9 +171,9 @@ def my_requests(
     summary="Approve with a fresh photo: sign the grant with my face-derived key, relay it",
 )
 def approve(
-    request_id: str, patient: CurrentPatient, services: ServicesDep, photo: Photo
+    request_id: str, patient: CurrentPatient, services: ServicesDep, photo: Photo, pin: Pin = None
 ) -> AccessRequestOut:
-    key = services.enrollment.verify(patient.handle, _read_photo(photo))
+    key = services.enrollment.verify(patient.handle, _read_photo(photo), pin=pin)
     granted = services.consents.approve(account=patient, key=key, request_id=request_id)
     return access_request_out(granted)
 
@@ -173,9 +184,9 @@ def approve(
     summary="Deny with a fresh photo",
 )
 def deny(
-    request_id: str, patient: CurrentPatient, services: ServicesDep, photo: Photo
+    request_id: str, patient: CurrentPatient, services: ServicesDep, photo: Photo, pin: Pin = None
 ) -> AccessRequestOut:
-    services.enrollment.verify(patient.handle, _read_photo(photo))
+    services.enrollment.verify(patient.handle, _read_photo(photo), pin=pin)
     return access_request_out(services.consents.deny(account=patient, request_id=request_id))
 
 
@@ -209,8 +220,9 @@ def revoke(
     provider: Annotated[str, Form(pattern="^0x[0-9a-fA-F]{40}$")],
     scope: Annotated[str, Form(max_length=64)],
     purpose: Annotated[str, Form(max_length=16)],
+    pin: Pin = None,
 ) -> Revoked:
-    key = services.enrollment.verify(patient.handle, _read_photo(photo))
+    key = services.enrollment.verify(patient.handle, _read_photo(photo), pin=pin)
     outcome = services.consents.revoke(
         account=patient,
         key=key,
@@ -301,12 +313,17 @@ def reenroll(
     services: ServicesDep,
     photo: Photo,
     photos: Annotated[list[UploadFile], File(description="1 to 5 new enrollment photos")],
+    pin: Pin = None,
+    new_pin: Annotated[
+        str | None,
+        Form(min_length=4, max_length=128, description="The new template's PIN (omit: none)"),
+    ] = None,
 ) -> Reenrolled:
     if not 1 <= len(photos) <= MAX_ENROLL_PHOTOS:
         raise InvalidInput("re-enroll with 1 to 5 photos", details={"photos": len(photos)})
-    current = services.enrollment.verify(patient.handle, _read_photo(photo))
+    current = services.enrollment.verify(patient.handle, _read_photo(photo), pin=pin)
     images = [_read_photo(p) for p in photos]
-    renewed = services.enrollment.reenroll(patient, current, images)
+    renewed = services.enrollment.reenroll(patient, current, images, pin=new_pin)
     return Reenrolled(handle=patient.handle, address=renewed.address, tx_hash=renewed.tx_hash)
 
 
@@ -316,7 +333,9 @@ def reenroll(
     summary="Delete my account with a fresh photo: revoke every consent, shred every record",
     description="A POST (not DELETE) because it carries the step-up photo in its body.",
 )
-def delete_account(patient: CurrentPatient, services: ServicesDep, photo: Photo) -> Response:
-    key = services.enrollment.verify(patient.handle, _read_photo(photo))
+def delete_account(
+    patient: CurrentPatient, services: ServicesDep, photo: Photo, pin: Pin = None
+) -> Response:
+    key = services.enrollment.verify(patient.handle, _read_photo(photo), pin=pin)
     services.enrollment.delete(patient, key)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
