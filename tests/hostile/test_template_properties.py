@@ -91,6 +91,7 @@ def test_rm_hard_bits_decode_with_up_to_31_flips_per_block(
         oversample=st.integers(1, 4),
         quantizer=st.sampled_from(["sin", "sign"]),
         soft=st.booleans(),
+        second_factor=st.booleans(),
     )
 )
 def test_params_string_round_trips(params: TemplateParams) -> None:
