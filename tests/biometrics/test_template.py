@@ -153,7 +153,9 @@ def test_decision_time(embed: Embed, pepper: bytes) -> None:
         start = time.perf_counter()
         recover_secret(template, probe, pepper=pepper, bind=b"patient-1")
         times.append(time.perf_counter() - start)
-    assert sorted(times)[2] < 0.1  # budget 20 ms on an idle core; slack for shared CI machines
+    # A guard against a decoder gone quadratic, not a figure (`vault bench faces` measures):
+    # about 20 ms on an idle core, seen at 155 ms on two cores shared by a dozen processes.
+    assert sorted(times)[2] < 0.5
 
 
 def test_signing_key_is_a_valid_secp256k1_scalar() -> None:
