@@ -18,6 +18,7 @@ from vault.cli.doctor import doctor
 from vault.cli.operator import audit_app, providers_app
 from vault.cli.records import import_bundle, keys_app, sweep, verify
 from vault.cli.serve import serve
+from vault.cli.settings_doc import settings_reference
 from vault.errors import VaultError
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ app.command()(doctor)
 app.command()(demo)
 app.command()(verify)
 app.command("import-bundle")(import_bundle)
+app.command("settings-reference")(settings_reference)
 app.command()(sweep)
 app.add_typer(chain_app, name="chain")
 app.add_typer(keys_app, name="keys")
