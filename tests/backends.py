@@ -93,19 +93,30 @@ def postgres_template() -> Iterator[PostgresTemplate | None]:
 
 
 @contextmanager
-def cloned_postgres(template: PostgresTemplate) -> Iterator[str]:
-    """A fresh database cloned from ``template``, dropped (connections and all) after."""
-    url, template_name = template
-    name = f"vault_t_{uuid.uuid4().hex[:12]}"
-    admin = _admin_engine(url)
+def scratch_postgres(
+    server_url: str, *, template: str | None = None, prefix: str = "vault_t"
+) -> Iterator[str]:
+    """A fresh database on the server (a clone of ``template``, or empty), dropped
+    (connections and all) after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    clone = f' TEMPLATE "{template}"' if template else ""
+    admin = _admin_engine(server_url)
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"{clone}'))
     try:
-        yield _url_of(url, name)
+        yield _url_of(server_url, name)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def cloned_postgres(template: PostgresTemplate) -> Iterator[str]:
+    """A fresh database cloned from ``template``, dropped after."""
+    url, template_name = template
+    with scratch_postgres(url, template=template_name) as cloned:
+        yield cloned
 
 
 def cloned_sqlite(template: Path, target: Path) -> str:
@@ -149,17 +160,8 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     postgres_template: PostgresTemplate | None = request.getfixturevalue("postgres_template")
     if postgres_template is None:
         pytest.skip(SKIP_POSTGRES)
-    url, _ = postgres_template
-    name = f"vault_fresh_{uuid.uuid4().hex[:12]}"
-    admin = _admin_engine(url)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield _url_of(url, name)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres(postgres_template[0], prefix="vault_fresh") as url:
+        yield url
 
 
 @pytest.fixture
