@@ -16,23 +16,11 @@ from tests.store.blob_backends import (
     s3_server,
 )
 from vault.cli.doctor import CHECKS, FIXES, _blob_store
-from vault.config import Settings, get_settings
+from vault.config import get_settings
 from vault.errors import BlobStoreError
 
 # Fixture from tests/store/blob_backends.py: moto's S3 server.
 __all__ = ["s3_server"]
-
-
-def _s3(tmp_path: Path, server: S3Server, bucket: str) -> Settings:
-    return get_settings(
-        data_dir=tmp_path,
-        blob_store="s3",
-        blob_s3_bucket=bucket,
-        blob_s3_endpoint_url=server.endpoint_url,
-        blob_s3_region=S3_REGION,
-        blob_s3_access_key_id=S3_ACCESS_KEY_ID,
-        blob_s3_secret_access_key=S3_SECRET_ACCESS_KEY,
-    )
 
 
 def test_doctor_runs_the_blob_store_check() -> None:
@@ -47,14 +35,14 @@ def test_local_directory(tmp_path: Path) -> None:
 
 def test_reachable_bucket(tmp_path: Path, s3_server: S3Server) -> None:
     bucket = s3_server.new_bucket()
-    check = _blob_store(_s3(tmp_path, s3_server, bucket))
+    check = _blob_store(s3_server.settings(data_dir=tmp_path, bucket=bucket))
     assert check.ok
     assert f"S3 bucket {bucket} reachable at {s3_server.endpoint_url}" == check.detail
 
 
 def test_missing_bucket_fails(tmp_path: Path, s3_server: S3Server) -> None:
     with pytest.raises(BlobStoreError):
-        _blob_store(_s3(tmp_path, s3_server, "vault-test-nobody-made-this"))
+        _blob_store(s3_server.settings(data_dir=tmp_path, bucket="vault-test-nobody-made-this"))
 
 
 def test_sweep_on_s3_from_the_environment(tmp_path: Path, s3_server: S3Server) -> None:

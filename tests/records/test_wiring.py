@@ -7,8 +7,6 @@ from pathlib import Path
 import pytest
 
 from tests.store.blob_backends import (
-    S3_ACCESS_KEY_ID,
-    S3_REGION,
     S3_SECRET_ACCESS_KEY,
     S3Server,
     s3_server,
@@ -24,16 +22,8 @@ __all__ = ["s3_server"]
 
 
 def _s3_settings(tmp_path: Path, server: S3Server, bucket: str, **more: object) -> Settings:
-    return get_settings(
-        data_dir=tmp_path / "data",
-        blob_store="s3",
-        blob_s3_bucket=bucket,
-        blob_s3_prefix="vault/blobs/",
-        blob_s3_endpoint_url=server.endpoint_url,
-        blob_s3_region=S3_REGION,
-        blob_s3_access_key_id=S3_ACCESS_KEY_ID,
-        blob_s3_secret_access_key=S3_SECRET_ACCESS_KEY,
-        **more,
+    return server.settings(
+        data_dir=tmp_path / "data", bucket=bucket, blob_s3_prefix="vault/blobs/", **more
     )
 
 

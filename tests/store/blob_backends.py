@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from moto.server import ThreadedMotoServer
 
+from vault.config import Settings, get_settings
 from vault.store.blobs import BlobStore, LocalBlobStore
 from vault.store.s3_blobs import S3BlobStore, s3_client
 
@@ -42,6 +43,19 @@ class S3Server:
             region=S3_REGION,
             access_key_id=S3_ACCESS_KEY_ID,
             secret_access_key=S3_SECRET_ACCESS_KEY,
+        )
+
+    def settings(self, *, data_dir: Path, bucket: str, **more: object) -> Settings:
+        """Settings of a vault whose blobs go to ``bucket`` on this server."""
+        return get_settings(
+            data_dir=data_dir,
+            blob_store="s3",
+            blob_s3_bucket=bucket,
+            blob_s3_endpoint_url=self.endpoint_url,
+            blob_s3_region=S3_REGION,
+            blob_s3_access_key_id=S3_ACCESS_KEY_ID,
+            blob_s3_secret_access_key=S3_SECRET_ACCESS_KEY,
+            **more,
         )
 
     def new_bucket(self) -> str:
